@@ -1,0 +1,55 @@
+# groot_kit: two commands do everything on a fresh machine.
+#   make lab    set up (.venv, Python 3.12) and open JupyterLab on notebooks/
+#   make test   set up and run every test (unit, notebooks in fast mode, browser UI)
+# Also: make tour (every notebook headless, fast mode), make bench (benchmark scripts).
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.groot_kit_installed
+
+# Find a Python 3.12 on our own: PATH, pyenv's versions, the usual prefixes.
+PYTHON312 ?= $(shell for c in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /root/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12 /opt/conda/bin/python3.12; do \
+	  p=$$(command -v $$c 2>/dev/null) || continue; \
+	  $$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo $$p; break; }; done)
+
+export HF_HUB_OFFLINE ?= 1
+export MUJOCO_GL ?= egl
+export PYOPENGL_PLATFORM ?= egl
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: setup sysdeps lab tour test test-unit bench clean strip-notebooks
+
+$(STAMP): pyproject.toml
+	@if [ -z "$(PYTHON312)" ]; then echo "No Python 3.12 found. Install one (pyenv install 3.12, apt, or conda) or run: make PYTHON312=/path/to/python3.12"; exit 1; fi
+	@test -x $(PY) || $(PYTHON312) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -e '.[notebooks,test]'
+	@touch $(STAMP)
+
+setup: sysdeps $(STAMP)
+
+sysdeps:
+	@bash scripts/install_system_deps.sh
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1
+
+tour: setup
+	GROOT_KIT_FAST=1 $(PY) -m groot_kit.tour
+
+# pytest exit code 5 (nothing collected) must fail, not pass silently.
+test: setup
+	@set +e; GROOT_KIT_FAST=1 $(PY) -m pytest -n 2 --dist loadgroup tests $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests"; exit 1; fi; exit $$rc
+
+test-unit: setup
+	@set +e; $(PY) -m pytest -n 2 -m "not slow" tests $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 1; exit $$rc
+
+bench: setup
+	$(PY) benchmarks/latency.py
+
+strip-notebooks: setup
+	$(PY) -m groot_kit.notebook_tools strip notebooks/*.ipynb
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

@@ -1,0 +1,1 @@
+"""groot_kit.runtime"""

@@ -1,0 +1,214 @@
+"""Training pipeline: LeRobot dataset -> model-level samples, plus a tier/dataset mixture sampler.
+
+Model-level batch (what the policy consumes)::
+
+    pixel_values float32 [B, V, 3, S, S] in [0, 1]    view_mask bool [B, V]
+    instruction  list[str]                            subtask list[str]
+    state        float32 [B, 64] normalized + padded  state_mask bool [B, 64]
+    action       float32 [B, 16, 32] normalized+pad   action_mask bool [B, 16, 32]
+    embodiment_id long [B]                            tier list[str]
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import DataError
+from .modality import ACTION_FEATURE, STATE_FEATURE, SUBTASK_FEATURE, ModalityConfig
+from .normalization import NormalizationStats
+from .reader import DatasetInfo, open_dataset
+
+MAX_STATE_DIM = 64
+MAX_ACTION_DIM = 32
+ACTION_HORIZON = 16
+
+
+def resize_images(imgs: torch.Tensor, size: int) -> torch.Tensor:
+    """[..., 3, h, w] float in [0,1] -> [..., 3, size, size] (bilinear, antialiased)."""
+    lead = imgs.shape[:-3]
+    x = imgs.reshape(-1, *imgs.shape[-3:]).float()
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.clamp(0, 1).reshape(*lead, 3, size, size)
+
+
+def pad_last(x: torch.Tensor, n: int, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    d = x.shape[-1]
+    if d > n:
+        raise DataError(what, f"{d} dims exceed the model maximum {n}",
+                        f"use a model config with a larger max dim or fewer {what} keys")
+    out = torch.zeros(*x.shape[:-1], n, dtype=torch.float32)
+    out[..., :d] = x
+    mask = torch.zeros(*x.shape[:-1], n, dtype=torch.bool)
+    mask[..., :d] = True
+    return out, mask
+
+
+class GrootDataset(torch.utils.data.Dataset):
+    """One LeRobot v3.0 dataset as model-level samples (state at t, actions t..t+H-1)."""
+
+    def __init__(
+        self,
+        root: str | Path | DatasetInfo,
+        embodiment_id: int = 0,
+        stats: NormalizationStats | None = None,
+        image_size: int = 224,
+        horizon: int = ACTION_HORIZON,
+        max_state_dim: int = MAX_STATE_DIM,
+        max_action_dim: int = MAX_ACTION_DIM,
+        max_views: int | None = None,
+        norm_modes: dict[str, str] | None = None,
+        episodes: list[int] | None = None,
+        video_backend: str | None = None,
+        expected_dims: tuple[dict[str, int], dict[str, int], str] | None = None,
+    ):
+        from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+        self.info = root if isinstance(root, DatasetInfo) else open_dataset(root)
+        self.modality: ModalityConfig = self.info.modality
+        if expected_dims is not None:
+            self.modality.check_embodiment_dims(*expected_dims)
+        self.embodiment_id = int(embodiment_id)
+        self.image_size, self.horizon = int(image_size), int(horizon)
+        self.max_state_dim, self.max_action_dim = max_state_dim, max_action_dim
+        if self.modality.state_dim > max_state_dim:
+            raise DataError(f"{self.modality.source} -> state", f"{self.modality.state_dim} dims > model max {max_state_dim}",
+                            "raise max_state_dim in the model config")
+        if self.modality.action_dim > max_action_dim:
+            raise DataError(f"{self.modality.source} -> action", f"{self.modality.action_dim} dims > model max {max_action_dim}",
+                            "raise max_action_dim in the model config")
+        self.stats = stats or NormalizationStats.from_dataset(self.info, modes=norm_modes)
+        self.cams = list(self.modality.video.items())
+        self.max_views = max_views or max(1, len(self.cams))
+        fps = self.info.fps
+        dt = {ACTION_FEATURE: [i / fps for i in range(self.horizon)]} if self.info.has_actions else None
+        self.ds = LeRobotDataset(f"local/{self.info.root.name}", root=self.info.root, delta_timestamps=dt,
+                                 episodes=episodes, video_backend=video_backend)
+        self._tiers = self.info.episode_tiers()
+        self._ep_index = None
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    @property
+    def frame_episode_index(self) -> np.ndarray:
+        if self._ep_index is None:
+            self._ep_index = np.asarray(self.ds.hf_dataset.with_format(None)["episode_index"], dtype=np.int64)
+        return self._ep_index
+
+    def frame_tiers(self) -> list[str]:
+        return [self._tiers[int(e)] if int(e) < len(self._tiers) else "teleop" for e in self.frame_episode_index]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = self.ds[int(i)]
+        ep = int(item["episode_index"])
+        out: dict[str, Any] = {"embodiment_id": torch.tensor(self.embodiment_id, dtype=torch.long),
+                               "instruction": str(item.get("task", "")),
+                               "subtask": str(item.get(SUBTASK_FEATURE, "") or ""),
+                               "tier": self._tiers[ep] if ep < len(self._tiers) else "teleop",
+                               "episode_index": ep}
+        if STATE_FEATURE in item and self.modality.state:
+            s = self.stats.normalize_flat("state", item[STATE_FEATURE].float(), self.modality)
+            out["state"], out["state_mask"] = pad_last(s, self.max_state_dim, "state")
+        else:
+            out["state"] = torch.zeros(self.max_state_dim)
+            out["state_mask"] = torch.zeros(self.max_state_dim, dtype=torch.bool)
+        if ACTION_FEATURE in item and self.modality.action:
+            a = self.stats.normalize_flat("action", item[ACTION_FEATURE].float(), self.modality)
+            out["action"], out["action_mask"] = pad_last(a, self.max_action_dim, "action")
+            out["action_is_pad"] = item.get("action_is_pad", torch.zeros(self.horizon, dtype=torch.bool))
+        else:
+            out["action"] = torch.zeros(self.horizon, self.max_action_dim)
+            out["action_mask"] = torch.zeros(self.horizon, self.max_action_dim, dtype=torch.bool)
+            out["action_is_pad"] = torch.ones(self.horizon, dtype=torch.bool)
+        V, S = self.max_views, self.image_size
+        pix = torch.zeros(V, 3, S, S)
+        vmask = torch.zeros(V, dtype=torch.bool)
+        for v, (_, key) in enumerate(self.cams[:V]):
+            pix[v] = resize_images(item[key], S)
+            vmask[v] = True
+        out["pixel_values"], out["view_mask"] = pix, vmask
+        return out
+
+
+def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensors; keep strings as lists. Pads views across datasets with different V."""
+    out: dict[str, Any] = {}
+    V = max(s["pixel_values"].shape[0] for s in samples)
+    for k in samples[0]:
+        vals = [s[k] for s in samples]
+        if k in ("pixel_values", "view_mask") and any(v.shape[0] != V for v in vals):
+            vals = [torch.cat([v, torch.zeros(V - v.shape[0], *v.shape[1:], dtype=v.dtype)]) for v in vals]
+        out[k] = torch.stack(vals) if torch.is_tensor(vals[0]) else list(vals)
+    return out
+
+
+class MixtureDataset(torch.utils.data.Dataset):
+    """Concatenation of GrootDatasets with per-dataset and per-tier sampling weights.
+
+    Each sample's probability is ``w_dataset * w_tier / (#frames of that (dataset, tier))``
+    so dataset and tier weights are shares of the batch, whatever their sizes.
+    """
+
+    def __init__(self, datasets: Sequence[GrootDataset], weights: Sequence[float] | None = None,
+                 tier_weights: dict[str, float] | None = None):
+        if not datasets:
+            raise DataError("MixtureDataset", "no datasets", "pass at least one GrootDataset")
+        self.datasets = list(datasets)
+        self.weights = list(weights) if weights is not None else [1.0] * len(datasets)
+        if len(self.weights) != len(self.datasets):
+            raise DataError("MixtureDataset.weights", f"{len(self.weights)} weights for {len(self.datasets)} datasets",
+                            "give one weight per dataset")
+        self.tier_weights = dict(tier_weights or {})
+        self.offsets = np.cumsum([0] + [len(d) for d in self.datasets])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, i: int):
+        d = int(np.searchsorted(self.offsets, i, side="right") - 1)
+        return self.datasets[d][int(i - self.offsets[d])]
+
+    def sample_weights(self) -> np.ndarray:
+        w = np.zeros(len(self), dtype=np.float64)
+        for d, (ds, wd) in enumerate(zip(self.datasets, self.weights)):
+            tiers = np.asarray(ds.frame_tiers())
+            for t in np.unique(tiers):
+                sel = tiers == t
+                w[self.offsets[d]:self.offsets[d + 1]][sel] = wd * self.tier_weights.get(str(t), 1.0) / sel.sum()
+        if w.sum() <= 0:
+            raise DataError("MixtureDataset weights", "all weights are zero", "give some dataset/tier a positive weight")
+        return w / w.sum()
+
+    def sampler(self, num_samples: int | None = None, seed: int = 0) -> "MixtureSampler":
+        return MixtureSampler(self.sample_weights(), num_samples or len(self), seed)
+
+
+class MixtureSampler(torch.utils.data.Sampler[int]):
+    """Weighted sampling with replacement; deterministic given seed and epoch (resumable)."""
+
+    def __init__(self, weights: np.ndarray, num_samples: int, seed: int = 0):
+        self.weights = torch.as_tensor(weights, dtype=torch.double)
+        self.num_samples, self.seed, self.epoch = int(num_samples), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed + 1_000_003 * self.epoch)
+        yield from torch.multinomial(self.weights, self.num_samples, replacement=True, generator=g).tolist()
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def make_dataloader(ds: GrootDataset | MixtureDataset, batch_size: int = 8, num_workers: int = 0,
+                    seed: int = 0, num_samples: int | None = None) -> torch.utils.data.DataLoader:
+    sampler = ds.sampler(num_samples, seed) if isinstance(ds, MixtureDataset) else None
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler, shuffle=sampler is None,
+                                       num_workers=num_workers, collate_fn=collate,
+                                       generator=torch.Generator().manual_seed(seed))

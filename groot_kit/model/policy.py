@@ -1,0 +1,351 @@
+"""GrootPolicy: System 2 (VL backbone) + System 1 (flow-matching action head), LeRobot-style API.
+
+The model-level batch (already normalised and padded; `groot_kit.data` builds it):
+    pixel_values  float32 [B, V, 3, S, S] in [0, 1]     S = cfg.vlm.vision.image_size
+    instruction   list[str] of length B                 (or input_ids + attention_mask [B, T])
+    state         float32 [B, Dmax_s]                   normalised, zero-padded
+    embodiment_id long    [B]                           slot in 0..E-1
+    action        float32 [B, H, Dmax_a]                training only
+    action_mask   bool    [B, H, Dmax_a]                training only (False on padded dims)
+
+    forward(batch)              -> (loss, info)
+    predict_action_chunk(batch) -> [B, H, Dmax_a]        (System 2 once, then K Euler steps)
+    select_action(batch)        -> [B, Dmax_a]           one action per call, refilled every chunk
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from groot_kit.config import GrootConfig, get_preset
+from groot_kit.model.action_head import FlowMatchingActionHead
+from groot_kit.model.tokenizer import build_tokenizer
+from groot_kit.model.vlm import VLBackbone
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+NORMALIZATION_NAME = "normalization.json"
+TOKENIZER_DIR = "tokenizer"
+FORMAT_TAG = "groot_kit/1"
+
+
+class InputError(ValueError):
+    """A batch or observation is malformed; the message names the field and the fix."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder is missing, truncated, foreign or does not match its config."""
+
+
+class GrootPolicy(nn.Module):
+    def __init__(self, config: GrootConfig | str, tokenizer=None, normalization: dict | None = None):
+        super().__init__()
+        self.config = get_preset(config) if isinstance(config, str) else config
+        cfg = self.config
+        self.tokenizer = tokenizer if tokenizer is not None else build_tokenizer(min(512, cfg.vlm.lm.vocab_size))
+        self.image_token_id = self.tokenizer.convert_tokens_to_ids("<image>")
+        if len(self.tokenizer) > cfg.vlm.lm.vocab_size:
+            raise InputError(f"tokenizer has {len(self.tokenizer)} tokens but vlm.lm.vocab_size is "
+                             f"{cfg.vlm.lm.vocab_size}; raise vocab_size or use a smaller tokenizer")
+        self.backbone = VLBackbone(cfg.vlm, cfg.variant, self.image_token_id)
+        self.action_head = FlowMatchingActionHead(cfg.action_head)
+        # Per-embodiment normalisation stats travel with the checkpoint (JSON-serialisable dict).
+        self.normalization: dict[str, Any] = normalization or {}
+        self._action_queue: deque[torch.Tensor] = deque()
+
+    # ------------------------------------------------------------------ shapes & validation
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def num_parameters(self) -> dict[str, int]:
+        """Parameter counts per part (works on the meta device)."""
+        def count(m: nn.Module) -> int:
+            return sum(p.numel() for p in m.parameters())
+        eagle = self.backbone.eagle
+        ah = self.action_head
+        parts = {
+            "vision_tower": count(eagle.vision_model),
+            "connector": count(eagle.mlp1),
+            "language_model": count(eagle.language_model),
+            "backbone_projection": count(self.backbone.linear),
+            "dit": count(ah.model),
+            "state_encoder": count(ah.state_encoder),
+            "action_encoder": count(ah.action_encoder),
+            "action_decoder": count(ah.action_decoder),
+            "position_and_future_tokens": count(ah.position_embedding) + (count(ah.future_tokens) if hasattr(ah, "future_tokens") else 0),
+            "vl_self_attention": (count(ah.vlln) + count(ah.vl_self_attention)) if hasattr(ah, "vl_self_attention") else 0,
+        }
+        parts["system2_vlm"] = parts["vision_tower"] + parts["connector"] + parts["language_model"]
+        parts["backbone"] = count(self.backbone)
+        parts["system1_action_head"] = count(ah)
+        parts["total"] = count(self)
+        return parts
+
+    def validate_batch(self, batch: dict, training: bool = False) -> None:
+        """Raise InputError naming the field and the fix for any malformed entry."""
+        cfg = self.config
+        ah, v = cfg.action_head, cfg.vlm.vision
+        need = ["pixel_values", "state", "embodiment_id"] + (["action", "action_mask"] if training else [])
+        missing = [k for k in need if k not in batch]
+        if "instruction" not in batch and "input_ids" not in batch:
+            missing.append("instruction (or input_ids + attention_mask)")
+        if missing:
+            raise InputError(f"batch is missing {missing}; build batches with groot_kit.data (or see the "
+                             "GrootPolicy docstring for the expected keys)")
+        state = batch["state"]
+        if not torch.is_tensor(state) or state.dim() != 2:
+            raise InputError(f"batch['state'] must be a float tensor [B, {ah.max_state_dim}], got "
+                             f"{_shape(state)}; stack one state vector per sample")
+        B = state.shape[0]
+        if state.shape[1] > ah.max_state_dim:
+            raise InputError(f"batch['state'] has {state.shape[1]} dims, more than the padded maximum "
+                             f"{ah.max_state_dim} (action_head.max_state_dim); drop state keys or raise the maximum")
+        if state.shape[1] != ah.max_state_dim:
+            raise InputError(f"batch['state'] has {state.shape[1]} dims; zero-pad it to {ah.max_state_dim} "
+                             "(groot_kit.data.pad does this)")
+        pv = batch["pixel_values"]
+        want = (B, None, 3, v.image_size, v.image_size)
+        if not torch.is_tensor(pv) or pv.dim() != 5 or pv.shape[0] != B or tuple(pv.shape[2:]) != want[2:]:
+            raise InputError(f"batch['pixel_values'] must be float [B={B}, V, 3, {v.image_size}, {v.image_size}] "
+                             f"in [0, 1], got {_shape(pv)}; resize images to vlm.vision.image_size")
+        if pv.shape[1] != cfg.vlm.num_views:
+            raise InputError(f"batch['pixel_values'] has {pv.shape[1]} camera views but vlm.num_views is "
+                             f"{cfg.vlm.num_views}; pass that many views or change the config")
+        eid = batch["embodiment_id"]
+        if not torch.is_tensor(eid) or eid.shape != (B,) or eid.dtype not in (torch.int64, torch.int32):
+            raise InputError(f"batch['embodiment_id'] must be a long tensor [B={B}], got {_shape(eid)}")
+        if (eid < 0).any() or (eid >= ah.max_num_embodiments).any():
+            raise InputError(f"batch['embodiment_id'] has ids {sorted(set(eid.tolist()))} outside 0.."
+                             f"{ah.max_num_embodiments - 1} (action_head.max_num_embodiments); use the slot "
+                             "from the embodiment's embodiment.yaml")
+        if "instruction" in batch and (not isinstance(batch["instruction"], (list, tuple)) or len(batch["instruction"]) != B):
+            raise InputError(f"batch['instruction'] must be a list of {B} strings")
+        for key in ("state", "pixel_values") + (("action",) if training else ()):
+            if not torch.isfinite(batch[key]).all():
+                raise InputError(f"batch['{key}'] contains NaN or inf; clean the data (groot_kit.data "
+                                 "rejects NaNs at load time) or check the normalisation stats")
+        if training:
+            a, m = batch["action"], batch["action_mask"]
+            want_a = (B, ah.action_horizon, ah.max_action_dim)
+            if a.dim() == 3 and a.shape[0] == B and a.shape[1] == ah.action_horizon and a.shape[2] > ah.max_action_dim:
+                raise InputError(f"batch['action'] has {a.shape[2]} dims, more than the padded maximum "
+                                 f"{ah.max_action_dim} (action_head.max_action_dim); drop action keys or raise the maximum")
+            if tuple(a.shape) != want_a:
+                raise InputError(f"batch['action'] must be [B, H, Dmax_a] = {list(want_a)}, got {_shape(a)}; "
+                                 "window actions t..t+H-1 and zero-pad to Dmax_a")
+            if tuple(m.shape) != want_a:
+                raise InputError(f"batch['action_mask'] must match batch['action'] {list(want_a)}, got {_shape(m)}")
+
+    # ------------------------------------------------------------------ System 2
+    def tokenize(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompt = <bos> <image>*(V*n) instruction <eos>, right-padded to a fixed length.
+
+        -> input_ids [B, T], attention_mask [B, T] with T = 2 + V*n + max_text_tokens
+        """
+        n_img = self.config.vlm.num_views * self.config.vlm.image_tokens_per_view
+        max_text = self.config.vlm.max_text_tokens
+        tok = self.tokenizer
+        ids, mask = [], []
+        for text in instructions:
+            t = tok(text, add_special_tokens=False).input_ids[:max_text]
+            row = [tok.bos_token_id] + [self.image_token_id] * n_img + t + [tok.eos_token_id]
+            pad = 2 + n_img + max_text - len(row)
+            ids.append(row + [tok.pad_token_id] * pad)
+            mask.append([1] * len(row) + [0] * pad)
+        return torch.tensor(ids, device=self.device), torch.tensor(mask, device=self.device)
+
+    def encode_vl(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """System 2: -> vl_tokens [B, T, c], vl_mask [B, T] (c = vlm.output_dim)."""
+        if "input_ids" in batch:
+            input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
+        else:
+            input_ids, attention_mask = self.tokenize(list(batch["instruction"]))
+        return self.backbone(batch["pixel_values"].to(self.device), input_ids, attention_mask)
+
+    # ------------------------------------------------------------------ training
+    def forward(self, batch: dict, noise: torch.Tensor | None = None,
+                t: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """Masked flow-matching loss on a batch; info holds detached scalars."""
+        self.validate_batch(batch, training=True)
+        vl, vl_mask = self.encode_vl(batch)
+        loss, info = self.action_head(vl, batch["state"], batch["embodiment_id"], batch["action"],
+                                      batch["action_mask"], vl_mask=vl_mask, noise=noise, t=t)
+        return loss, {k: float(v) for k, v in info.items()}
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def predict_action_chunk(self, batch: dict, num_steps: int | None = None,
+                             noise: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                             return_trajectory: bool = False):
+        """-> normalised action chunk [B, H, Dmax_a] (and, if asked, the K+1 Euler iterates)."""
+        self.validate_batch(batch)
+        vl, vl_mask = self.encode_vl(batch)
+        return self.action_head.sample(vl, batch["state"].to(self.device), batch["embodiment_id"].to(self.device),
+                                       num_steps=num_steps, noise=noise, vl_mask=vl_mask, generator=generator,
+                                       return_trajectory=return_trajectory)
+
+    @torch.no_grad()
+    def select_action(self, batch: dict, n_action_steps: int | None = None) -> torch.Tensor:
+        """One action per call [B, Dmax_a]; a new chunk is predicted when the queue runs dry.
+
+        n_action_steps (default H) actions of each chunk are executed before replanning.
+        """
+        if not self._action_queue:
+            chunk = self.predict_action_chunk(batch)
+            n = n_action_steps or self.config.action_head.action_horizon
+            self._action_queue.extend(chunk[:, :n].transpose(0, 1))
+        return self._action_queue.popleft()
+
+    def reset(self) -> None:
+        """Forget queued actions (call at episode start)."""
+        self._action_queue.clear()
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_pretrained(self, path: str | os.PathLike) -> Path:
+        """Write config.json, model.safetensors, tokenizer/ and normalization.json atomically.
+
+        Everything goes to a temporary sibling folder first, which is then renamed over `path`,
+        so a crash never leaves a half-written checkpoint where a good one was.
+        """
+        from safetensors.torch import save_file
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        try:
+            meta = {"format": FORMAT_TAG, **self.config.to_dict()}
+            (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
+            state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "groot_kit": FORMAT_TAG})
+            self.tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
+            (tmp / NORMALIZATION_NAME).write_text(json.dumps(self.normalization, indent=2))
+            old = None
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                path.rename(old)
+            tmp.rename(path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, map_location: str = "cpu") -> "GrootPolicy":
+        """Load a folder written by save_pretrained (or an NVIDIA GR00T checkpoint folder)."""
+        from transformers import PreTrainedTokenizerFast
+        path = Path(path)
+        if not path.is_dir():
+            raise CheckpointError(f"checkpoint folder {path} does not exist; pass the folder given to save_pretrained")
+        cfg_file = path / CONFIG_NAME
+        if not cfg_file.exists():
+            raise CheckpointError(f"{cfg_file} is missing; a checkpoint folder needs config.json next to its weights")
+        try:
+            meta = json.loads(cfg_file.read_text())
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{cfg_file} is not valid JSON ({e}); restore it from the run that wrote it") from e
+        if "backbone_cfg" in meta and "action_head_cfg" in meta:
+            from groot_kit.model.gr00t_checkpoint import load_gr00t_checkpoint
+            return load_gr00t_checkpoint(path, map_location=map_location)
+        if meta.pop("format", None) != FORMAT_TAG:
+            raise CheckpointError(f"{cfg_file} is not a groot_kit checkpoint (no 'format': '{FORMAT_TAG}') nor an "
+                                  "NVIDIA GR00T one (no backbone_cfg/action_head_cfg)")
+        config = GrootConfig.from_dict(meta)
+        tok_dir = path / TOKENIZER_DIR
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(tok_dir)) if tok_dir.exists() else None
+        norm_file = path / NORMALIZATION_NAME
+        normalization = json.loads(norm_file.read_text()) if norm_file.exists() else {}
+        with torch.device("meta"):
+            policy = cls(config, tokenizer=tokenizer, normalization=normalization)
+        state = load_safetensors_checked(path / WEIGHTS_NAME, map_location)
+        load_state_dict_checked(policy, state, source=str(path / WEIGHTS_NAME))
+        return policy.eval()
+
+
+def load_safetensors_checked(file: Path, map_location: str = "cpu") -> dict[str, torch.Tensor]:
+    """safetensors load with a clear error for a missing, truncated or corrupt file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    if not Path(file).exists():
+        raise CheckpointError(f"weights file {file} is missing; re-save the checkpoint")
+    try:
+        return load_file(str(file), device=map_location)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"weights file {file} is truncated or corrupt ({e}); re-download it or restore "
+                              "it from the run that wrote it (checkpoints are written atomically, so the "
+                              "previous one is intact)") from e
+
+
+def load_state_dict_checked(policy: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """strict load with one message listing missing / unexpected / mis-shaped tensors."""
+    own = policy.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    bad_shape = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or bad_shape:
+        parts = []
+        if bad_shape:
+            k = bad_shape[0]
+            parts.append(f"{len(bad_shape)} shape mismatches (e.g. {k}: weights {list(state[k].shape)} vs config "
+                         f"{list(own[k].shape)})")
+        if missing:
+            parts.append(f"{len(missing)} tensors missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
+        raise CheckpointError(f"config does not match the weights in {source}: " + "; ".join(parts) +
+                              ". Use the config.json saved with these weights (or the preset they were trained with)")
+    policy.load_state_dict(state, strict=True, assign=True)
+
+
+def _shape(x: Any) -> str:
+    if torch.is_tensor(x):
+        return f"{x.dtype} {list(x.shape)}"
+    return type(x).__name__
+
+
+def count_flops_per_chunk(policy: GrootPolicy, num_steps: int | None = None, batch_size: int = 1) -> dict[str, float]:
+    """Multiply-accumulate-based FLOPs (2 * MACs) of System 2 once and System 1 for one chunk."""
+    from torch.utils.flop_counter import FlopCounterMode
+    cfg = policy.config
+    batch = dummy_batch(policy, batch_size)
+    with torch.no_grad():
+        with FlopCounterMode(display=False) as fc2:
+            vl, mask = policy.encode_vl(batch)
+        with FlopCounterMode(display=False) as fc1:
+            policy.action_head.sample(vl, batch["state"], batch["embodiment_id"], num_steps=num_steps)
+    return {"system2_flops": float(fc2.get_total_flops()), "system1_flops_per_chunk": float(fc1.get_total_flops()),
+            "num_steps": num_steps or cfg.action_head.num_inference_timesteps}
+
+
+def dummy_batch(policy: GrootPolicy, batch_size: int = 1, training: bool = False, seed: int = 0,
+                embodiment_id: int = 0, action_dims: int | None = None) -> dict:
+    """A valid random batch for `policy` (for demos, benchmarks and tests)."""
+    cfg = policy.config
+    g = torch.Generator().manual_seed(seed)
+    ah, S = cfg.action_head, cfg.vlm.vision.image_size
+    dev = policy.device
+    batch = {
+        "pixel_values": torch.rand(batch_size, cfg.vlm.num_views, 3, S, S, generator=g).to(dev),
+        "instruction": ["pick up the red cube and place it in the yellow bin"] * batch_size,
+        "state": torch.randn(batch_size, ah.max_state_dim, generator=g).to(dev),
+        "embodiment_id": torch.full((batch_size,), embodiment_id, dtype=torch.long, device=dev),
+    }
+    if training:
+        d = action_dims or ah.max_action_dim
+        a = torch.zeros(batch_size, ah.action_horizon, ah.max_action_dim)
+        a[..., :d] = torch.randn(batch_size, ah.action_horizon, d, generator=g)
+        m = torch.zeros_like(a, dtype=torch.bool)
+        m[..., :d] = True
+        batch.update(action=a.to(dev), action_mask=m.to(dev))
+    return batch

@@ -1,0 +1,212 @@
+"""Latency helpers shared by `benchmarks/latency.py`, notebook 02 and the tests.
+
+What is timed (batch 1 by default, one forward each, `torch.no_grad`):
+    system2_ms           `policy.encode_vl(batch)` - System 2, runs once per action chunk
+                         (includes tokenising the instruction unless the batch carries input_ids)
+    tokenize_ms          `policy.tokenize(instructions)` alone (part of system2_ms)
+    system1_chunk_ms     `policy.action_head.sample(...)` - System 1, K Euler steps -> one chunk
+    euler_step_ms        one `action_head.velocity(...)` call (a single DiT pass) + the Euler update
+
+Each is warmed up, then repeated N times; we report median and p90 in milliseconds.
+The real-time goal of GR00T N1 is a 16-action chunk in 63.9 ms (L40, bf16); here we check the
+kit's own budget: System 1 must produce a chunk within one 120 Hz control tick (8.3 ms) and
+System 2 within 50 ms on ONE CPU thread for the `tiny` preset.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+# The budgets checked for `tiny` on one CPU thread.
+CONTROL_HZ = 120.0
+SYSTEM1_BUDGET_MS = 1000.0 / CONTROL_HZ     # 8.33 ms: one chunk per 120 Hz control tick
+SYSTEM2_BUDGET_MS = 50.0                    # System 2 may run slower (it runs once per chunk)
+
+PRESETS_CPU = ("tiny", "small")
+PRESETS_GPU = ("n1_2b", "n1_5_3b")
+
+
+def _sync(device: torch.device | str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_callable(fn: Callable[[], Any], repeats: int = 20, warmup: int = 3,
+                  device: torch.device | str = "cpu") -> dict[str, float]:
+    """Run `fn` `warmup` times untimed, then `repeats` times timed.
+
+    -> {"median_ms", "p90_ms", "mean_ms", "min_ms", "max_ms", "repeats"} (wall clock, CUDA-synchronised)
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    for _ in range(max(0, warmup)):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return summarize_ms(times)
+
+
+def summarize_ms(times_ms: list[float]) -> dict[str, float]:
+    """median / p90 (nearest-rank) / mean / min / max of a list of milliseconds."""
+    s = sorted(times_ms)
+    p90 = s[min(len(s) - 1, max(0, math.ceil(0.9 * len(s)) - 1))]
+    return {"median_ms": statistics.median(s), "p90_ms": p90, "mean_ms": statistics.fmean(s),
+            "min_ms": s[0], "max_ms": s[-1], "repeats": len(s)}
+
+
+def build_policy(preset: str, device: str = "cpu", dtype: torch.dtype | None = None, seed: int = 0):
+    """A randomly initialised eval-mode policy of `preset` on `device` (optionally cast to `dtype`)."""
+    from groot_kit.model.policy import GrootPolicy
+    torch.manual_seed(seed)
+    with torch.device(device):
+        policy = GrootPolicy(preset)
+    if dtype is not None:
+        policy = policy.to(dtype)
+    return policy.eval()
+
+
+def _cast_batch(batch: dict, dtype: torch.dtype | None) -> dict:
+    if dtype is None:
+        return batch
+    return {k: (v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def measure_latency(policy, num_steps: int = 4, repeats: int = 20, warmup: int = 3, batch_size: int = 1,
+                    count_flops: bool = True) -> dict[str, Any]:
+    """Time System 2, System 1 (one chunk of `num_steps` Euler steps) and one Euler step.
+
+    `policy` is a GrootPolicy (any device / dtype). Returns a JSON-serialisable dict.
+    """
+    from groot_kit.model.policy import count_flops_per_chunk, dummy_batch
+    cfg = policy.config
+    ah = policy.action_head
+    dev = policy.device
+    dtype = next(policy.parameters()).dtype
+    batch = _cast_batch(dummy_batch(policy, batch_size), dtype)
+    state, eid = batch["state"], batch["embodiment_id"]
+
+    instr = list(batch["instruction"])
+    tok = time_callable(lambda: policy.tokenize(instr), repeats, warmup, dev)
+    sys2 = time_callable(lambda: policy.encode_vl(batch), repeats, warmup, dev)
+    ids, am = policy.tokenize(instr)
+    cached = {**batch, "input_ids": ids, "attention_mask": am}
+    sys2_cached = time_callable(lambda: policy.encode_vl(cached), repeats, warmup, dev)
+
+    vl, vl_mask = policy.encode_vl(batch)
+    sys1 = time_callable(lambda: ah.sample(vl, state, eid, num_steps=num_steps, vl_mask=vl_mask),
+                         repeats, warmup, dev)
+
+    # One Euler step = one DiT pass on prepared tokens + the update (what the loop repeats K times).
+    vlp = ah.process_vl(vl)
+    st = ah.encode_state(state, eid)
+    x = torch.randn(batch_size, cfg.action_head.action_horizon, cfg.action_head.max_action_dim,
+                    dtype=dtype, device=dev)
+    ts = torch.zeros(batch_size, dtype=torch.long, device=dev)
+
+    def step():
+        return x + ah.velocity(x, ts, st, vlp, eid, vl_mask) / num_steps
+
+    euler = time_callable(step, repeats, warmup, dev)
+
+    out: dict[str, Any] = {
+        "preset": cfg.preset, "variant": cfg.variant, "device": str(dev), "dtype": str(dtype).replace("torch.", ""),
+        "threads": torch.get_num_threads(), "batch_size": batch_size, "num_steps": num_steps,
+        "action_horizon": cfg.action_head.action_horizon, "vl_tokens": int(vl.shape[1]),
+        "system2": sys2, "system2_cached_tokens": sys2_cached, "tokenize": tok,
+        "system1_chunk": sys1, "euler_step": euler,
+        "parameters": policy.num_parameters(),
+    }
+    if count_flops:
+        out["flops"] = count_flops_per_chunk(policy, num_steps=num_steps, batch_size=batch_size)
+    return out
+
+
+def check_goals(result: dict[str, Any], system1_budget_ms: float = SYSTEM1_BUDGET_MS,
+                system2_budget_ms: float = SYSTEM2_BUDGET_MS) -> list[dict[str, Any]]:
+    """Compare median latencies to the budgets -> [{"name", "value_ms", "budget_ms", "passed"}]."""
+    checks = []
+    for name, key, budget in (("System 1 chunk", "system1_chunk", system1_budget_ms),
+                              ("System 2", "system2", system2_budget_ms)):
+        v = result[key]["median_ms"]
+        checks.append({"name": name, "value_ms": v, "budget_ms": budget, "passed": bool(v <= budget)})
+    return checks
+
+
+def profile_chunk(policy, num_steps: int = 4, row_limit: int = 15) -> str:
+    """torch.profiler table (self CPU time) of System 2 + one System 1 chunk, to find what is slow."""
+    from torch.profiler import ProfilerActivity, profile
+    from groot_kit.model.policy import dummy_batch
+    batch = dummy_batch(policy, 1)
+    with torch.no_grad():
+        for _ in range(3):
+            policy.predict_action_chunk(batch, num_steps=num_steps)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(10):
+                policy.predict_action_chunk(batch, num_steps=num_steps)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=row_limit)
+
+
+def environment_info() -> dict[str, Any]:
+    """Hardware / software context stored with every result."""
+    info = {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "cuda": torch.cuda.is_available()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> Path:
+    """Write `obj` as indented JSON atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def format_table(results: list[dict[str, Any]]) -> str:
+    """A plain-text table of results (one row per preset)."""
+    head = (f"{'preset':<9} {'device':<6} {'dtype':<8} {'thr':>3} {'params':>9} {'S2 GFLOP':>9} {'S1 GFLOP':>9} "
+            f"{'S2 med/p90 ms':>15} {'S1 chunk med/p90 ms':>20} {'step med/p90 ms':>16}")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        fl = r.get("flops", {})
+        s2, s1, st = r["system2"], r["system1_chunk"], r["euler_step"]
+        lines.append(
+            f"{r['preset']:<9} {r['device']:<6} {r['dtype']:<8} {r['threads']:>3} "
+            f"{_human(r['parameters']['total']):>9} "
+            f"{fl.get('system2_flops', float('nan')) / 1e9:>9.4g} {fl.get('system1_flops_per_chunk', float('nan')) / 1e9:>9.4g} "
+            f"{s2['median_ms']:>7.2f}/{s2['p90_ms']:<7.2f} {s1['median_ms']:>10.2f}/{s1['p90_ms']:<9.2f} "
+            f"{st['median_ms']:>7.2f}/{st['p90_ms']:<8.2f}")
+    return "\n".join(lines)
+
+
+def _human(n: float) -> str:
+    for unit, div in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return str(int(n))

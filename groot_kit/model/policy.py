@@ -266,8 +266,8 @@ class GrootPolicy(nn.Module):
         tokenizer = PreTrainedTokenizerFast.from_pretrained(str(tok_dir)) if tok_dir.exists() else None
         norm_file = path / NORMALIZATION_NAME
         normalization = json.loads(norm_file.read_text()) if norm_file.exists() else {}
-        with torch.device("meta"):
-            policy = cls(config, tokenizer=tokenizer, normalization=normalization)
+        # Built on the CPU (not meta): non-persistent buffers such as rotary frequencies must exist.
+        policy = cls(config, tokenizer=tokenizer, normalization=normalization)
         state = load_safetensors_checked(path / WEIGHTS_NAME, map_location)
         load_state_dict_checked(policy, state, source=str(path / WEIGHTS_NAME))
         return policy.eval()
@@ -305,7 +305,7 @@ def load_state_dict_checked(policy: nn.Module, state: dict[str, torch.Tensor], s
             parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
         raise CheckpointError(f"config does not match the weights in {source}: " + "; ".join(parts) +
                               ". Use the config.json saved with these weights (or the preset they were trained with)")
-    policy.load_state_dict(state, strict=True, assign=True)
+    policy.load_state_dict(state, strict=True)
 
 
 def _shape(x: Any) -> str:

@@ -125,8 +125,9 @@ class GrootPolicy(nn.Module):
         eid = batch["embodiment_id"]
         if not torch.is_tensor(eid) or eid.shape != (B,) or eid.dtype not in (torch.int64, torch.int32):
             raise InputError(f"batch['embodiment_id'] must be a long tensor [B={B}], got {_shape(eid)}")
-        if (eid < 0).any() or (eid >= ah.max_num_embodiments).any():
-            raise InputError(f"batch['embodiment_id'] has ids {sorted(set(eid.tolist()))} outside 0.."
+        out_of_range = (eid < 0) | (eid >= ah.max_num_embodiments)
+        if out_of_range.any():
+            raise InputError(f"batch['embodiment_id'] has ids {sorted(set(eid[out_of_range].tolist()))} outside 0.."
                              f"{ah.max_num_embodiments - 1} (action_head.max_num_embodiments); use the slot "
                              "from the embodiment's embodiment.yaml")
         if "instruction" in batch and (not isinstance(batch["instruction"], (list, tuple)) or len(batch["instruction"]) != B):

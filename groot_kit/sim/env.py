@@ -234,16 +234,21 @@ class GrootSimEnv(gym.Env):
         names = list(CUBE_COLORS)
         cols = list(rng.choice(names, self.num_cubes, replace=False)) if self.randomize else names[:self.num_cubes]
         (x0, x1), (y0, y1) = lay["cube_region"]["x"], lay["cube_region"]["y"]
+        # minimum spacing: an open gripper around one cube must not touch its neighbours
+        opening = max(a.open for a in self.arms.values())
+        sep = max(4.5 * c, c + 1.7 * opening + 0.01)
         pts = []
-        for i in range(self.num_cubes):
-            for _ in range(200):
+        for _attempt in range(500):
+            pts = []
+            for i in range(self.num_cubes):
                 if self.randomize:
-                    p = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
+                    pts.append(np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)]))
                 else:
-                    p = np.array([(x0 + x1) / 2, y0 + (y1 - y0) * (i + 0.5) / self.num_cubes])
-                if all(np.linalg.norm(p - q) > 5.0 * c for q in pts):
-                    break
-            pts.append(p)
+                    pts.append(np.array([(x0 + x1) / 2 + (0.25 * (x1 - x0) if i % 2 else 0.0),
+                                         y0 + (y1 - y0) * (i + 0.5) / self.num_cubes]))
+            if all(np.linalg.norm(p - q) > sep for i, p in enumerate(pts) for q in pts[:i]):
+                break
+        for i, p in enumerate(pts):
             yaw = rng.uniform(-0.6, 0.6) if self.randomize else 0.0
             self._set_free(f"cube{i}", [p[0], p[1], c + 0.0005], yaw)
             m.geom_rgba[self._id("geom", f"cube{i}_geom"), :3] = self._jitter(CUBE_COLORS[cols[i]], rng)

@@ -279,7 +279,7 @@ def so100_def() -> tuple[RobotDef, SceneDef]:
         hand_zaxis=Z,
         home=[0.0, -0.3, 2.1, 1.3, 0.0],
         link_radius=0.016,
-        finger_open=0.026,
+        finger_open=0.022,
         pad=(0.006, 0.006, 0.017),
         palm=(0.015, 0.035, 0.01),
         kp=40.0,

@@ -49,7 +49,7 @@ bench: setup
 	$(PY) benchmarks/latency.py
 
 strip-notebooks: setup
-	$(PY) -m groot_kit.notebook_tools strip notebooks/*.ipynb
+	$(PY) -m groot_kit.notebooks strip
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -1,0 +1,131 @@
+"""Run, check and strip the kit's notebooks (used by `make tour`, the tests and pre-commit).
+
+Conventions (DESIGN.md section 7): the first code cell is the only one tagged `parameters` and
+starts with FAST_MODE, SEED, DEVICE, OUTPUT_DIR; outputs are stripped before commit; each notebook
+writes OUTPUT_DIR/metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = REPO / "notebooks"
+REQUIRED_PARAMETERS = ["FAST_MODE", "SEED", "DEVICE", "OUTPUT_DIR"]
+
+
+def list_notebooks(folder: Path = NOTEBOOK_DIR) -> list[Path]:
+    return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def check_conventions(path: Path) -> list[str]:
+    """Return the list of convention violations of one notebook (empty = fine)."""
+    nb = json.loads(Path(path).read_text())
+    problems = []
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        problems.append(f"{len(tagged)} cells tagged 'parameters' (want exactly 1)")
+    elif not code or tagged[0] is not code[0]:
+        problems.append("the 'parameters' cell is not the first code cell")
+    else:
+        src = "".join(tagged[0]["source"])
+        names = re.findall(r"^([A-Z][A-Z0-9_]*)\s*(?::\s*[\w\[\], |]+)?\s*=", src, flags=re.M)
+        if names[:4] != REQUIRED_PARAMETERS:
+            problems.append(f"parameters cell starts with {names[:4]}, want {REQUIRED_PARAMETERS}")
+        for line in src.splitlines():
+            if re.match(r"^[A-Z][A-Z0-9_]*\s*[:=]", line) and "#" not in line:
+                problems.append(f"parameter line without a help comment: {line.strip()}")
+    if any(c.get("outputs") or c.get("execution_count") for c in code):
+        problems.append("stored outputs (run `make strip-notebooks`)")
+    if not nb["cells"] or nb["cells"][0]["cell_type"] != "markdown" or not "".join(nb["cells"][0]["source"]).lstrip().startswith("#"):
+        problems.append("first cell is not a markdown title")
+    return problems
+
+
+def strip_outputs(path: Path) -> None:
+    nb = json.loads(Path(path).read_text())
+    for c in nb["cells"]:
+        if c["cell_type"] == "code":
+            c["outputs"], c["execution_count"] = [], None
+        c.get("metadata", {}).pop("execution", None)
+        c.get("metadata", {}).pop("papermill", None)
+    nb.get("metadata", {}).pop("papermill", None)
+    Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def run_notebook(path: Path, output_dir: Path, fast: bool = True, timeout: int = 900) -> dict:
+    """Execute one notebook with papermill; returns {name, ok, seconds, metrics, error}."""
+    import papermill as pm
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    work = output_dir / Path(path).stem
+    t0 = time.perf_counter()
+    result = {"name": Path(path).stem, "ok": False, "seconds": 0.0, "metrics": {}, "error": None}
+    env_fast = os.environ.get("GROOT_KIT_FAST")
+    os.environ["GROOT_KIT_FAST"] = "1" if fast else "0"
+    try:
+        pm.execute_notebook(str(path), str(output_dir / Path(path).name), cwd=str(Path(path).parent),
+                            parameters={"FAST_MODE": fast, "OUTPUT_DIR": str(work)},
+                            kernel_name="python3", progress_bar=False, execution_timeout=timeout)
+        metrics_file = work / "metrics.json"
+        result["metrics"] = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+        result["ok"] = metrics_file.exists()
+        if not result["ok"]:
+            result["error"] = f"{metrics_file} was not written"
+    except Exception as e:  # report and go on with the next notebook
+        result["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+    finally:
+        if env_fast is None:
+            os.environ.pop("GROOT_KIT_FAST", None)
+        else:
+            os.environ["GROOT_KIT_FAST"] = env_fast
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    return result
+
+
+def _summary(metrics: dict, limit: int = 3) -> str:
+    items = [(k, v) for k, v in metrics.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in items[:limit])
+
+
+def tour(output_dir: str | Path = REPO / "outputs" / "tour", fast: bool = True) -> int:
+    """Run every notebook headless and print one line per notebook. Returns the failure count."""
+    failures = 0
+    notebooks = list_notebooks()
+    if not notebooks:
+        print("no notebooks found in", NOTEBOOK_DIR)
+        return 1
+    for nb in notebooks:
+        r = run_notebook(nb, Path(output_dir), fast=fast)
+        failures += not r["ok"]
+        status = "ok  " if r["ok"] else "FAIL"
+        detail = _summary(r["metrics"]) if r["ok"] else r["error"]
+        print(f"{status} {r['name']:<32} {r['seconds']:>6.1f}s  {detail}", flush=True)
+    print(f"{len(notebooks) - failures}/{len(notebooks)} notebooks ran; outputs in {output_dir}")
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "strip":
+        for p in argv[1:] or [str(p) for p in list_notebooks()]:
+            strip_outputs(Path(p))
+        return 0
+    if argv and argv[0] == "check":
+        bad = 0
+        for p in list_notebooks():
+            for problem in check_conventions(p):
+                print(f"{p.name}: {problem}")
+                bad += 1
+        return 1 if bad else 0
+    return 1 if tour(fast=os.environ.get("GROOT_KIT_FAST", "1") != "0") else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

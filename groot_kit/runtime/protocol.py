@@ -31,13 +31,15 @@ class ProtocolError(ValueError):
 
 
 class ModalityConfigDict(dict):
-    """A plain dict {"delta_indices": [...], "modality_keys": [...]} that is sent in GR00T's
-    ModalityConfig wire form (so `gr00t.eval.service` clients rebuild their pydantic object)."""
+    """A decoded ModalityConfig wire entry: {"delta_indices": [...], "modality_keys": [...]}."""
+
+
+def encode_modality_config(cfg: dict) -> dict:
+    """{"delta_indices": [...], "modality_keys": [...]} -> GR00T's ModalityConfig wire entry."""
+    return {MODALITY_TAG: True, "as_json": json.dumps(dict(cfg))}
 
 
 def _encode_default(obj: Any) -> Any:
-    if isinstance(obj, ModalityConfigDict):
-        return {MODALITY_TAG: True, "as_json": json.dumps(dict(obj))}
     if isinstance(obj, np.ndarray):
         if obj.dtype == object:
             raise TypeError("object arrays cannot be sent (they would need pickle); send numeric arrays or lists of str")

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 import zmq
 
-from .protocol import DEFAULT_MAX_MESSAGE_BYTES, ModalityConfigDict, ProtocolError, packb, unpackb
+from .protocol import DEFAULT_MAX_MESSAGE_BYTES, ProtocolError, encode_modality_config, packb, unpackb
 
 log = logging.getLogger("groot_kit.runtime.server")
 
@@ -224,7 +224,7 @@ class PolicyServer:
         return _check_actions(self.policy_fn(obs))
 
     def _get_modality_config(self) -> dict:
-        return {k: ModalityConfigDict(v) for k, v in self.modality_config.items()}
+        return {k: encode_modality_config(v) for k, v in self.modality_config.items()}
 
     def _kill(self) -> dict:
         if not self.allow_kill:

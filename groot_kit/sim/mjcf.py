@@ -428,7 +428,7 @@ def custom_arm_def(
     reach = c.reach() + base_h
     s = SceneDef(
         f"{name}.xml",
-        front_pos=(1.9 * reach + 0.3, 0.0, 1.1 * reach + 0.1),
+        front_pos=(1.3 * reach + 0.2, 0.0, 0.8 * reach + 0.1),
         front_target=(0.55 * reach, 0.0, 0.02),
         table_center=(0.5 * reach, 0.0),
         table_half=(0.9 * reach, 1.0 * reach),

@@ -155,11 +155,12 @@ def chain_xml(c: ChainDef, indent: int = 2) -> tuple[str, str]:
         f'rgba="{c.accent}" {ROBOT_GEOM} density="500"/>'
     )
     # wrist camera: beside the palm, looking along the approach axis (camera looks along -z)
+    cam_pos = (px + 0.012 + 0.03 * c.reach(), 0.0, -0.01)
+    cam_tgt = (0.0, 0.0, c.ee_depth + 0.5 * c.pad[2] + 0.04)
     lines.append(
-        f'{p}  <camera name="{c.wrist_camera}" pos="{px + 0.02 * c.reach():.4g} 0 {-0.02 * c.reach():.4g}" '
-        f'xyaxes="-1 0 0 0 1 0" fovy="75"/>'
+        f'{p}  <camera name="{c.wrist_camera}" pos="{_f(cam_pos)}" '
+        f'xyaxes="{lookat_xyaxes(cam_pos, cam_tgt, up=(1.0, 0.0, 0.0))}" fovy="80"/>'
     )
-    # the camera above has z pointing to -hand_z? xyaxes (-1,0,0),(0,1,0) -> z = x cross y = (0,0,-1)
     ee_z = c.ee_depth
     lines.append(f'{p}  <site name="{c.ee_site}" pos="0 0 {ee_z:.4g}" size="{c.pad[0]:.3g}" rgba="1 0.3 0.3 0.4" group="3"/>')
     acts: list[str] = []

@@ -71,8 +71,6 @@ def rollout(env, policy_fn: Callable | Any, max_steps: int | None = None, seed: 
     env_u = env.unwrapped if hasattr(env, "unwrapped") else env
     act = policy_fn.act if hasattr(policy_fn, "act") else policy_fn
     owner = policy_fn if hasattr(policy_fn, "act") else getattr(policy_fn, "__self__", None)
-    if hasattr(policy_fn, "reset") and hasattr(policy_fn, "act"):
-        pass  # experts re-plan on their own when a new episode starts
     obs, info = env.reset(seed=seed)
     rec = EpisodeRecorder(env_u, tier=tier, seed=seed, record_frames=record_frames)
     max_steps = max_steps or env_u.max_steps

@@ -92,6 +92,7 @@ class VLMConfig:
     project_to_dim: int | None = 1536   # N1: backbone.linear to the DiT width; N1.5: None (LM-wide)
     max_text_tokens: int = 64       # instruction tokens after the image tokens
     num_views: int = 1              # camera images per observation (each gives its own tokens)
+    max_subtask_tokens: int = 8     # sub-task text System 2 may emit (co-training, beyond N1)
 
     def __post_init__(self) -> None:
         if isinstance(self.vision, dict):
@@ -168,6 +169,9 @@ class GrootConfig:
     preset: str = "custom"
     vlm: VLMConfig = field(default_factory=VLMConfig)
     action_head: ActionHeadConfig = field(default_factory=ActionHeadConfig)
+    # Beyond the reference: >0 co-trains System 2 to emit the current sub-task as text with the LM's
+    # (tied) embedding matrix as head: loss = flow + subtask_loss_weight * cross-entropy. 0 = N1.
+    subtask_loss_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.vlm, dict):
@@ -178,6 +182,7 @@ class GrootConfig:
         _require(self.vlm.output_dim == self.action_head.cross_attention_dim,
                  f"vlm output width ({self.vlm.output_dim}) must equal action_head.cross_attention_dim "
                  f"({self.action_head.cross_attention_dim}); set vlm.project_to_dim or cross_attention_dim")
+        _require(self.subtask_loss_weight >= 0, "subtask_loss_weight must be >= 0 (0 turns co-training off)")
         if self.variant == "n1_5":
             _require(self.action_head.use_vl_self_attention,
                      "variant 'n1_5' needs action_head.use_vl_self_attention=True")

@@ -246,3 +246,32 @@ def test_time_sampling_variants():
     # u ~ Beta(1.5, 1) has mean 0.6, so t = (s-u)/s has mean ~0.3994 and t = s(1-u) mean ~0.3996
     assert abs(rel.mean().item() - (0.999 - 0.6) / 0.999) < 0.01
     assert abs(fix.mean().item() - 0.999 * 0.4) < 0.01
+
+
+def test_subtask_cotraining_learns_text_without_changing_system1_inputs():
+    """System 2 learns to name the sub-task; the prompt features System 1 sees are unchanged by it."""
+    import dataclasses
+    from groot_kit.config import get_preset
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(get_preset("tiny"), subtask_loss_weight=1.0)
+    p = GrootPolicy(cfg).train()
+    batch = dummy_batch(p, 2, training=True, action_dims=4)
+    batch["pixel_values"][1] = 1 - batch["pixel_values"][0]  # two different scenes
+    batch["subtask"] = ["reach", "grasp"]
+    # causal LM: prompt features with and without the appended sub-task segment are identical
+    ids, mask = p.tokenize(batch["instruction"])
+    sub_ids, sub_mask = p.tokenize_subtasks(batch["subtask"])
+    with torch.no_grad():
+        h_full = p.backbone.lm_hidden(batch["pixel_values"], torch.cat([ids, sub_ids], 1), torch.cat([mask, sub_mask], 1))
+        h_prompt = p.backbone.lm_hidden(batch["pixel_values"], ids, mask)
+    assert torch.allclose(h_full[:, : ids.shape[1]], h_prompt, atol=1e-5)
+    opt = torch.optim.AdamW(p.parameters(), lr=3e-3)
+    first = None
+    for _ in range(150):
+        loss, info = p(batch)
+        first = first or info["subtask_loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert info["subtask_loss"] < first / 10
+    assert p.eval().predict_subtask(batch) == ["reach", "grasp"]

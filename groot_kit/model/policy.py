@@ -168,21 +168,81 @@ class GrootPolicy(nn.Module):
 
     def encode_vl(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """System 2: -> vl_tokens [B, T, c], vl_mask [B, T] (c = vlm.output_dim)."""
-        if "input_ids" in batch:
-            input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
-        else:
-            input_ids, attention_mask = self.tokenize(list(batch["instruction"]))
+        input_ids, attention_mask = self._prompt(batch)
         return self.backbone(batch["pixel_values"].to(self.device), input_ids, attention_mask)
+
+    def _prompt(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        if "input_ids" in batch:
+            return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+        return self.tokenize(list(batch["instruction"]))
+
+    def tokenize_subtasks(self, subtasks: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sub-task segment appended after the prompt: <bos> text <eos> <pad>... -> ids, mask [B, S+2]"""
+        tok, S = self.tokenizer, self.config.vlm.max_subtask_tokens
+        ids, mask = [], []
+        for text in subtasks:
+            row = [tok.bos_token_id] + tok(text, add_special_tokens=False).input_ids[:S] + [tok.eos_token_id]
+            pad = S + 2 - len(row)
+            ids.append(row + [tok.pad_token_id] * pad)
+            mask.append([1] * len(row) + [0] * pad)
+        return torch.tensor(ids, device=self.device), torch.tensor(mask, device=self.device)
 
     # ------------------------------------------------------------------ training
     def forward(self, batch: dict, noise: torch.Tensor | None = None,
                 t: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
-        """Masked flow-matching loss on a batch; info holds detached scalars."""
+        """Masked flow-matching loss (+ sub-task text loss when co-training); info holds floats.
+
+        Co-training appends the sub-task segment after the prompt in the same LM pass. The LM is
+        causal, so the prompt's features (all System 1 sees) do not depend on the appended text and
+        are identical at inference, where no sub-task is given.
+        """
         self.validate_batch(batch, training=True)
-        vl, vl_mask = self.encode_vl(batch)
+        action_mask = batch["action_mask"]
+        if "action_is_pad" in batch:  # steps past the episode end carry no target
+            action_mask = action_mask & ~batch["action_is_pad"].bool()[..., None]
+        ids, mask = self._prompt(batch)
+        cotrain = self.config.subtask_loss_weight > 0 and batch.get("subtask") is not None
+        if cotrain:
+            sub_ids, sub_mask = self.tokenize_subtasks(list(batch["subtask"]))
+            ids, mask = torch.cat([ids, sub_ids], 1), torch.cat([mask, sub_mask], 1)
+        hidden = self.backbone.lm_hidden(batch["pixel_values"].to(self.device), ids, mask)
+        P = ids.shape[1] - (sub_ids.shape[1] if cotrain else 0)
+        vl, vl_mask = self.backbone.linear(hidden[:, :P]), mask[:, :P].bool()
         loss, info = self.action_head(vl, batch["state"], batch["embodiment_id"], batch["action"],
-                                      batch["action_mask"], vl_mask=vl_mask, noise=noise, t=t)
-        return loss, {k: float(v) for k, v in info.items()}
+                                      action_mask, vl_mask=vl_mask, noise=noise, t=t)
+        info = {k: float(v) for k, v in info.items()}
+        if cotrain:
+            # position P+j predicts sub-task token j+1 (after the <bos> marker)
+            logits = self.backbone.text_logits(hidden[:, P:-1])
+            target = sub_ids[:, 1:].masked_fill(sub_mask[:, 1:] == 0, -100)
+            text_loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
+                                                          target.reshape(-1), ignore_index=-100)
+            loss = loss + self.config.subtask_loss_weight * text_loss
+            info["subtask_loss"] = float(text_loss.detach())
+        info["loss"] = float(loss.detach())
+        return loss, info
+
+    @torch.no_grad()
+    def predict_subtask(self, batch: dict) -> list[str]:
+        """System 2 names the current sub-task (greedy decoding after the prompt). -> B strings"""
+        self.validate_batch(batch)
+        ids, mask = self._prompt(batch)
+        tok = self.tokenizer
+        B = ids.shape[0]
+        gen = torch.full((B, 1), tok.bos_token_id, dtype=torch.long, device=ids.device)
+        done = torch.zeros(B, dtype=torch.bool, device=ids.device)
+        for _ in range(self.config.vlm.max_subtask_tokens + 1):
+            seq = torch.cat([ids, gen], 1)
+            m = torch.cat([mask, torch.ones_like(gen)], 1)
+            hidden = self.backbone.lm_hidden(batch["pixel_values"].to(self.device), seq, m)
+            nxt = self.backbone.text_logits(hidden[:, -1]).argmax(-1)
+            nxt = torch.where(done, torch.full_like(nxt, tok.pad_token_id), nxt)
+            gen = torch.cat([gen, nxt[:, None]], 1)
+            done |= nxt == tok.eos_token_id
+            if done.all():
+                break
+        return [tok.decode([i for i in row[1:].tolist() if i not in (tok.eos_token_id, tok.pad_token_id)]).strip()
+                for row in gen]
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()

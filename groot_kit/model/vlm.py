@@ -120,12 +120,21 @@ class VLBackbone(nn.Module):
     def eagle(self) -> EagleModel:
         return getattr(self, self.eagle_attr)
 
-    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
-                attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def lm_hidden(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
+                  attention_mask: torch.Tensor) -> torch.Tensor:
+        """Final-norm LM hidden states [B, T, D_lm] with image tokens in the <image> slots."""
         eagle = self.eagle
         embeds = eagle.language_model.model.embed_tokens(input_ids)
         img = eagle.image_features(pixel_values).to(embeds.dtype)
         is_img = (input_ids == self.image_token_id).unsqueeze(-1)
         embeds = embeds.masked_scatter(is_img, img)
-        hidden = eagle.language_model(embeds, attention_mask)
+        return eagle.language_model(embeds, attention_mask)
+
+    def text_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Next-token logits through the tied input embedding (no lm_head tensor). -> [B, T, vocab]"""
+        return hidden @ self.eagle.language_model.model.embed_tokens.weight.T
+
+    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
+                attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.lm_hidden(pixel_values, input_ids, attention_mask)
         return self.linear(hidden), attention_mask.bool()

@@ -181,8 +181,8 @@ class ModalityConfig:
 
 
 def _parse_slices(sec: Any, name: str, default_key: str, source: str) -> dict[str, Slice]:
-    if not isinstance(sec, dict) or not sec:
-        raise DataError(f"{source} -> '{name}'", "must be a non-empty object of {key: {start, end}}",
+    if not isinstance(sec, dict):
+        raise DataError(f"{source} -> '{name}'", "must be an object of {key: {start, end}} ({} for action-free video)",
                         f'write "{name}": {{"joints": {{"start": 0, "end": 6}}}}')
     out: dict[str, Slice] = {}
     for k, v in sec.items():

@@ -51,5 +51,5 @@ def toy_episodes(n: int, T: int = 40, size: int = 64, seed: int = 0, tier: str =
         eps.append(EpisodeData(states=np.asarray(S, np.float32), actions=np.asarray(A, np.float32),
                                frames={"front": np.stack(F)}, instruction=instruction, subtasks=sub, tier=tier,
                                provenance={"source": "toy", "seed": seed, "index": i},
-                               success=bool(np.linalg.norm(target - pos) < 0.08)))
+                               success=bool(np.linalg.norm(target - pos) < 0.08), extra={"target": target.copy()}))
     return eps

@@ -111,7 +111,9 @@ def multiply_demos(sources: list[SourceDemo], env: MimicEnv, n_attempts: int, se
             path = src.eef_poses[s:e]
             if obj is not None:
                 path = transform_segment(path, src.object_poses[s][obj], env.object_pose(obj))
-            bridge = interpolate_poses(env.eef_pose(), path[0], bridge_steps)
+            cur = env.eef_pose()
+            nb = env.bridge_steps(cur, path[0]) if hasattr(env, "bridge_steps") else bridge_steps
+            bridge = interpolate_poses(cur, path[0], nb)
             for T in bridge:
                 env.servo(T, float(src.gripper[s]))
                 labels.append(label)

@@ -93,7 +93,7 @@ def measure_latency(policy, num_steps: int = 4, repeats: int = 20, warmup: int =
 
     `policy` is a GrootPolicy (any device / dtype). Returns a JSON-serialisable dict.
     """
-    from groot_kit.model.policy import count_flops_per_chunk, dummy_batch
+    from groot_kit.model.policy import dummy_batch
     cfg = policy.config
     ah = policy.action_head
     dev = policy.device
@@ -133,8 +133,24 @@ def measure_latency(policy, num_steps: int = 4, repeats: int = 20, warmup: int =
         "parameters": policy.num_parameters(),
     }
     if count_flops:
-        out["flops"] = count_flops_per_chunk(policy, num_steps=num_steps, batch_size=batch_size)
+        out["flops"] = count_chunk_flops(policy, batch, num_steps=num_steps)
     return out
+
+
+@torch.no_grad()
+def count_chunk_flops(policy, batch: dict, num_steps: int = 4) -> dict[str, float]:
+    """FLOPs (2 x MACs) of System 2 once and System 1 for one chunk, on `batch` as given.
+
+    Same numbers as `groot_kit.model.policy.count_flops_per_chunk`, but works for bf16/fp16 models
+    (that helper builds an fp32 batch), because the caller passes a batch already cast to the model dtype.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as fc2:
+        vl, vl_mask = policy.encode_vl(batch)
+    with FlopCounterMode(display=False) as fc1:
+        policy.action_head.sample(vl, batch["state"], batch["embodiment_id"], num_steps=num_steps, vl_mask=vl_mask)
+    return {"system2_flops": float(fc2.get_total_flops()), "system1_flops_per_chunk": float(fc1.get_total_flops()),
+            "num_steps": num_steps}
 
 
 def check_goals(result: dict[str, Any], system1_budget_ms: float = SYSTEM1_BUDGET_MS,

@@ -1,0 +1,80 @@
+#!/usr/bin/env python
+"""Data generation throughput: frames recorded per second end to end (scripted expert + MuJoCo
+physics + rendering of every camera + video encoding + parquet), at 96 px, for several encoder settings.
+
+    python benchmarks/datagen.py [--embodiment so100] [--episodes 4] [--out benchmarks/results/datagen.json]
+
+Prints a table and writes JSON. The machine is shared: run it alone for stable figures.
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from groot_kit.data import EncoderOptions  # noqa: E402
+from groot_kit.data.sim_data import record_sim_dataset, sim_episodes  # noqa: E402
+
+CONFIGS = {
+    "lerobot_default (AV1, PNG then encode)": None,
+    "av1_streaming": EncoderOptions(codec="libsvtav1", preset=None, crf=30, streaming=True, threads=None),
+    "h264_ultrafast_streaming (kit default)": EncoderOptions(),
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--embodiment", default="so100")
+    ap.add_argument("--task", default="pick_place")
+    ap.add_argument("--episodes", type=int, default=4)
+    ap.add_argument("--image-size", type=int, default=96)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "datagen.json"))
+    a = ap.parse_args(argv)
+
+    res = {"embodiment": a.embodiment, "task": a.task, "episodes": a.episodes, "image_size": a.image_size,
+           "cpu_count": os.cpu_count(), "platform": platform.platform(), "results": {}}
+    # 1) simulation only (expert + physics + rendering), nothing written
+    tm: dict = {}
+    t0 = time.perf_counter()
+    n_cams = None
+    for ep in sim_episodes(a.embodiment, a.task, a.episodes, a.image_size, seed=0, timings=tm):
+        n_cams = len(ep.frames)
+    dt = time.perf_counter() - t0
+    res["results"]["sim_only"] = {"frames": tm["frames"], "seconds": round(dt, 3), "frames_per_s": round(tm["frames"] / dt, 1)}
+    res["cameras"] = n_cams
+    # 2) end to end with each encoder setting
+    for name, enc in CONFIGS.items():
+        tmp = Path(tempfile.mkdtemp())
+        try:
+            kw = {"encoder": enc if enc is not None else _LerobotDefault()}
+            r = record_sim_dataset(tmp / "ds", a.embodiment, a.task, a.episodes, a.image_size, seed=0, **kw)
+            mb = sum(f.stat().st_size for f in (tmp / "ds").rglob("*") if f.is_file()) / 2**20
+            res["results"][name] = {"frames": r["frames"], "seconds": round(r["seconds"], 3),
+                                    "frames_per_s": round(r["frames_per_s"], 1), "dataset_mb": round(mb, 3)}
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
+    print(f"\n{a.embodiment}/{a.task}, {a.episodes} episodes, {a.image_size} px, {n_cams} cameras, "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'setting':42s} {'frames':>7s} {'seconds':>8s} {'frames/s':>9s}")
+    for k, v in res["results"].items():
+        print(f"{k:42s} {v['frames']:7d} {v['seconds']:8.2f} {v['frames_per_s']:9.1f}")
+    print(f"(frames/s counts control steps; each step renders {n_cams} camera images)\nJSON: {a.out}")
+    return 0
+
+
+class _LerobotDefault(EncoderOptions):
+    def lerobot_kwargs(self):
+        return {}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -522,7 +522,7 @@ def regenerate_builtin_embodiments(root: Path = REPO_EMBODIMENTS) -> list[Embodi
         readme=_readme("Panda-like 7-DOF arm", d, "panda7", 2, 30, st, ac, cams, ["pick_place", "reach"])))
     # --- gr1_upper
     r, s = mjcf.gr1_upper_def()
-    lay = {"cube_size": 0.04, "cube_region": {"x": [0.28, 0.4], "y": [-0.11, 0.11]},
+    lay = {"cube_size": 0.04, "cube_region": {"x": [0.28, 0.39], "y": [-0.11, 0.11]},
            "bin_slots": [[0.33, 0.3], [0.33, -0.3]], "hover_height": 0.16, "speed": 0.35,
            "box_size": [0.06, 0.11, 0.06], "box_region": {"x": [0.33, 0.38], "y": [-0.02, 0.02]}}
     _compute_home(r, s, {"left": ((0.3, 0.18, lay["hover_height"]), 0.0), "right": ((0.3, -0.18, lay["hover_height"]), 0.0)})

@@ -335,14 +335,14 @@ def gr1_upper_def() -> tuple[RobotDef, SceneDef]:
             ChainDef(
                 prefix=f"{side}_",
                 arm_name=side,
-                base_pos=(0.0, sgn * 0.2, 0.36),
+                base_pos=(0.04, sgn * 0.2, 0.36),
                 joints=[
                     JointDef("shoulder_pitch", Y, (0, 0, 0), (-3.0, 1.2)),
                     JointDef("shoulder_roll", X, (0, 0, 0), (-1.6, 1.6) if True else None),
                     JointDef("shoulder_yaw", Z, (0, 0, 0), (-2.6, 2.6)),
-                    JointDef("elbow_pitch", Y, (0, 0, -0.28), (-2.7, 0.2)),
+                    JointDef("elbow_pitch", Y, (0, 0, -0.31), (-2.7, 0.2)),
                     JointDef("wrist_yaw", Z, (0, 0, 0), (-2.8, 2.8)),
-                    JointDef("wrist_roll", X, (0, 0, -0.25), (-1.8, 1.8)),
+                    JointDef("wrist_roll", X, (0, 0, -0.29), (-1.8, 1.8)),
                     JointDef("wrist_pitch", Y, (0, 0, 0), (-1.8, 1.8)),
                 ],
                 hand_offset=(0, 0, -0.03),
@@ -371,8 +371,8 @@ def gr1_upper_def() -> tuple[RobotDef, SceneDef]:
         <camera name="ego_cam" pos="0.11 0 0.0" xyaxes="{lookat_xyaxes((0.11 - 0.12, 0, 0.5), (0.38, 0.0, 0.0))}" fovy="70"/>
       </body>
     </body>
-    <body name="left_shoulder_mount" pos="0 0.2 0.36"><geom type="sphere" size="0.05" rgba="0.18 0.2 0.25 1" contype="0" conaffinity="0"/></body>
-    <body name="right_shoulder_mount" pos="0 -0.2 0.36"><geom type="sphere" size="0.05" rgba="0.18 0.2 0.25 1" contype="0" conaffinity="0"/></body>"""
+    <body name="left_shoulder_mount" pos="0.04 0.2 0.36"><geom type="sphere" size="0.05" rgba="0.18 0.2 0.25 1" contype="0" conaffinity="0"/></body>
+    <body name="right_shoulder_mount" pos="0.04 -0.2 0.36"><geom type="sphere" size="0.05" rgba="0.18 0.2 0.25 1" contype="0" conaffinity="0"/></body>"""
     r = RobotDef("gr1_upper", chains, extra_bodies=extra)
     s = SceneDef("gr1_upper.xml", front_pos=(1.3, 0.0, 0.8), front_target=(0.3, 0.0, 0.15), table_center=(0.45, 0.0), table_half=(0.3, 0.6))
     return r, s

@@ -272,6 +272,26 @@ class GrootPolicy(nn.Module):
         """Forget queued actions (call at episode start)."""
         self._action_queue.clear()
 
+    # ------------------------------------------------------------------ processors
+    def set_processor(self, processor) -> None:
+        """Store an embodiment's GrootProcessor (modality, normalisation stats, slot) in the checkpoint."""
+        self.normalization.setdefault("processors", {})[processor.embodiment] = processor.to_dict()
+
+    def get_processor(self, embodiment: str | None = None):
+        """The GrootProcessor saved for `embodiment` (the only one when None)."""
+        from groot_kit.data.processor import GrootProcessor
+        procs = self.normalization.get("processors", {})
+        if not procs:
+            raise InputError("this policy carries no processor (normalisation stats); train it with "
+                             "groot_kit.train or call policy.set_processor(GrootProcessor.from_dataset(ds))")
+        if embodiment is None:
+            if len(procs) > 1:
+                raise InputError(f"policy has processors for {sorted(procs)}; pass embodiment=<one of them>")
+            embodiment = next(iter(procs))
+        if embodiment not in procs:
+            raise InputError(f"no processor for embodiment {embodiment!r}; this policy knows {sorted(procs)}")
+        return GrootProcessor.from_dict(procs[embodiment])
+
     # ------------------------------------------------------------------ checkpoints
     def save_pretrained(self, path: str | os.PathLike) -> Path:
         """Write config.json, model.safetensors, tokenizer/ and normalization.json atomically.

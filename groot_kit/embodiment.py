@@ -308,6 +308,10 @@ def load_embodiment(name_or_path: str | os.PathLike | EmbodimentSpec) -> Embodim
         home = list(_req(a, "home", yfile, where, "give one home angle per joint"))
         if len(home) != len(aj):
             raise _err(yfile, f"arms.{an}.home", f"has {len(home)} values for {len(aj)} joints", "one value per joint")
+        for j in aj:
+            if j not in limits:
+                raise _err(yfile, f"arms.{an}.joints", f"joint {j!r} is not in the 'joints' list",
+                           "add it to 'joints' (with lower/upper) or fix the name")
         g = a.get("gripper") or {}
         arms[an] = ArmInfo(an, aj, _req(a, "ee_site", yfile, where, "name the end-effector site"), [float(h) for h in home],
                            list(g.get("joints", [])), float(g.get("open", 0.0)), a.get("camera"))

@@ -157,3 +157,15 @@ def test_bad_embodiment_yaml(so100_copy, mutate, match):
     with pytest.raises(EmbodimentError, match=match) as e:
         load_embodiment(so100_copy)
     assert "Fix:" in str(e.value)
+
+
+def test_broken_mjcf_is_reported(so100_copy):
+    (so100_copy / "so100.xml").write_text("<mujoco><worldbody><body><geom type='box'/></worldbody></mujoco>")
+    with pytest.raises(EmbodimentError, match=r"scene.xml: MuJoCo could not parse it.*Fix"):
+        make_env(so100_copy, "pick_place", render=False)
+
+
+def test_arm_joint_not_listed(so100_copy):
+    _edit_yaml(so100_copy / "embodiment.yaml", lambda d: d["arms"]["main"]["joints"].__setitem__(0, "nope"))
+    with pytest.raises(EmbodimentError, match=r"'arms.main.joints'.*'nope'"):
+        load_embodiment(so100_copy)

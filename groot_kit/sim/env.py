@@ -124,7 +124,9 @@ class GrootSimEnv(gym.Env):
         try:
             s = mujoco.MjSpec.from_file(str(sp.scene_xml))
         except Exception as e:
-            raise EmbodimentError(f"{sp.scene_xml}: MuJoCo could not parse it ({e}). Fix: repair the MJCF") from None
+            msg = " ".join(str(e).split())
+            raise EmbodimentError(f"{sp.scene_xml}: MuJoCo could not parse it ({msg}). Fix: repair the MJCF "
+                                  f"(or regenerate it with groot_kit.embodiment)") from None
         G = mujoco.mjtGeom
         lay = self.layout
         if self.task in ("pick_place", "reach"):
@@ -400,7 +402,13 @@ class GrootSimEnv(gym.Env):
         size = size or self.image_size
         rk = (key, size)
         if rk not in self._renderers:
-            self._renderers[rk] = mujoco.Renderer(self.model, size, size)
+            try:
+                self._renderers[rk] = mujoco.Renderer(self.model, size, size)
+            except Exception as e:
+                raise RuntimeError(
+                    f"MuJoCo could not create an offscreen renderer with MUJOCO_GL={os.environ.get('MUJOCO_GL')!r} "
+                    f"({e}). Fix: install Mesa EGL (see scripts/install_system_deps.sh) or set MUJOCO_GL=osmesa "
+                    f"before importing mujoco; or pass render=False for state-only runs") from None
         r = self._renderers[rk]
         r.update_scene(self.data, camera=self.cam_ids[key])
         return r.render()

@@ -39,6 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    load0 = bench.environment_info()["load_average_1min"]
     cuda = torch.cuda.is_available()
     presets = args.presets or (list(bench.PRESETS_CPU) + (list(bench.PRESETS_GPU) if cuda else []))
     results = []
@@ -70,8 +71,14 @@ def main(argv: list[str] | None = None) -> int:
             goals = bench.check_goals(r)
             for g in goals:
                 verdict = "PASS" if g["passed"] else "FAIL"
+                key = "system1_chunk" if g["name"].startswith("System 1") else "system2"
                 print(f"{verdict}: tiny {g['name']} median {g['value_ms']:.2f} ms <= {g['budget_ms']:.1f} ms "
-                      f"({r['threads']} CPU thread{'s' if r['threads'] != 1 else ''})")
+                      f"({r['threads']} CPU thread{'s' if r['threads'] != 1 else ''}; min {r[key]['min_ms']:.2f} ms)")
+            ncpu = bench.environment_info()["cpu_count"] or 1
+            if load0 is not None and load0 > 0.75 * ncpu:
+                print(f"warning: load average was {load0:.1f} on {ncpu} CPUs when the run started: other processes "
+                      "compete for the cores, so medians/p90 are inflated by preemption (min shows the "
+                      "uncontended cost); rerun on an idle machine for reference numbers")
             if r["threads"] != 1:
                 print("note: the goal is defined for ONE CPU thread (--threads 1)")
     if args.profile:

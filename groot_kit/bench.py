@@ -182,7 +182,8 @@ def environment_info() -> dict[str, Any]:
     """Hardware / software context stored with every result."""
     info = {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-            "cuda": torch.cuda.is_available()}
+            "cuda": torch.cuda.is_available(),
+            "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

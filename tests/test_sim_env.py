@@ -71,3 +71,12 @@ def test_control_rate():
     hum = make_env("gr1_upper", "reach", render=False)
     assert abs(arm.n_substeps * arm.model.opt.timestep - 1 / 30) < 1e-9
     assert abs(hum.n_substeps * hum.model.opt.timestep - 1 / 120) < 1e-9
+
+
+def test_gymnasium_ids():
+    import gymnasium
+
+    env = gymnasium.make("groot_kit/so100-reach-v0", render=False)
+    obs, info = env.reset(seed=0)
+    assert obs["state"].shape == (6,) and "gripper above" in info["instruction"]
+    env.close()

@@ -3,6 +3,9 @@
     groot-kit info [--preset tiny]              parameter counts per part for the presets
     groot-kit predict --checkpoint DIR          one action chunk from a checkpoint on a dummy observation
     groot-kit convert SRC DST [--to nvidia]     groot_kit <-> NVIDIA GR00T checkpoint layout
+    groot-kit train --dataset DIR ...           train (or continue training) on LeRobot datasets
+    groot-kit serve [--checkpoint DIR]          ZeroMQ policy server on 127.0.0.1 (GR00T protocol)
+    groot-kit runtime-demo                      dual-rate runtime in MuJoCo, paced in real time
     groot-kit tour                              run every notebook headless (fast mode)
 """
 
@@ -80,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dst")
     s.add_argument("--to", choices=["nvidia", "groot_kit"], default="nvidia")
     s.set_defaults(fn=_cmd_convert)
+    from groot_kit.train.run import add_train_arguments, train_from_args
+    s = sub.add_parser("train", help="train a policy on LeRobot datasets (resumable)")
+    add_train_arguments(s)
+    s.set_defaults(fn=lambda a: (train_from_args(a), 0)[1])
+    from groot_kit.runtime.cli_hooks import (add_runtime_demo_arguments, add_serve_arguments, run_runtime_demo,
+                                             run_serve)
+    s = sub.add_parser("serve", help="serve a policy over ZeroMQ (GR00T inference-service protocol)")
+    add_serve_arguments(s)
+    s.set_defaults(fn=run_serve)
+    s = sub.add_parser("runtime-demo", help="dual-rate System 2 / System 1 runtime in MuJoCo")
+    add_runtime_demo_arguments(s)
+    s.set_defaults(fn=run_runtime_demo)
     s = sub.add_parser("tour", help="run every notebook headless")
     s.add_argument("--full", action="store_true", help="full mode instead of fast mode")
     s.set_defaults(fn=_cmd_tour)

@@ -15,6 +15,7 @@ import json
 def add_serve_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="folder from GrootPolicy.save_pretrained (default: random tiny policy)")
     p.add_argument("--processor", default=None, help="processor JSON (GrootProcessor.to_dict()); default <checkpoint>/processor.json")
+    p.add_argument("--embodiment", default=None, help="which of the checkpoint's embodiments to serve")
     p.add_argument("--preset", default="tiny", help="preset when no checkpoint is given")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
     p.add_argument("--port", type=int, default=5555)
@@ -32,7 +33,7 @@ def run_serve(args: argparse.Namespace) -> int:
         import torch
         torch.set_num_threads(args.threads)
     from .server import serve
-    serve(args.checkpoint, processor=args.processor, preset=args.preset, host=args.host, port=args.port,
+    serve(args.checkpoint, processor=args.processor, embodiment=args.embodiment, preset=args.preset, host=args.host, port=args.port,
           api_token=args.api_token, max_message_mb=args.max_message_mb, num_steps=args.num_steps,
           device=args.device, allow_kill=args.allow_kill, block=True)
     return 0

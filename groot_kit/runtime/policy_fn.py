@@ -83,9 +83,10 @@ def demo_observation(processor, batch_size: int = 1, seed: int = 0, image_hw: tu
     return obs
 
 
-def load_processor(policy, processor: str | None = None, checkpoint: str | None = None):
-    """Processor from a JSON file, <checkpoint>/processor.json, or policy.normalization['processor'];
-    falls back to demo_processor (with a warning)."""
+def load_processor(policy, processor: str | None = None, checkpoint: str | None = None,
+                   embodiment: str | None = None):
+    """Processor from a JSON file, <checkpoint>/processor.json, the processors saved in the checkpoint
+    (policy.get_processor(embodiment)); falls back to demo_processor (with a warning)."""
     from groot_kit.data import GrootProcessor
     candidates = [Path(processor)] if processor else []
     if checkpoint:
@@ -99,5 +100,7 @@ def load_processor(policy, processor: str | None = None, checkpoint: str | None 
     norm = getattr(policy, "normalization", None) or {}
     if isinstance(norm, dict) and isinstance(norm.get("processor"), dict):
         return GrootProcessor.from_dict(norm["processor"])
+    if isinstance(norm, dict) and norm.get("processors"):
+        return policy.get_processor(embodiment)
     log.warning("no processor found (pass processor=<file.json>): using the demo 8-D arm processor")
     return demo_processor(policy)

@@ -385,7 +385,8 @@ class PolicyServer:
 
 
 # ---------------------------------------------------------------------------- CLI entry
-def serve(checkpoint: str | None = None, *, processor: str | None = None, preset: str = "tiny",
+def serve(checkpoint: str | None = None, *, processor: str | None = None, embodiment: str | None = None,
+          preset: str = "tiny",
           host: str = "127.0.0.1", port: int = 5555, api_token: str | None = None,
           max_message_mb: float = 64.0, num_steps: int | None = None, device: str = "cpu",
           allow_kill: bool = False, block: bool = True) -> PolicyServer:
@@ -403,7 +404,7 @@ def serve(checkpoint: str | None = None, *, processor: str | None = None, preset
     else:
         log.warning("no checkpoint given: serving a randomly initialised '%s' policy (smoke test only)", preset)
         policy = GrootPolicy(preset).to(device).eval()
-    proc = load_processor(policy, processor, checkpoint)
+    proc = load_processor(policy, processor, checkpoint, embodiment)
     fn = GrootPolicyFn(policy, proc, num_steps=num_steps)
     token = api_token if api_token is not None else (os.environ.get("GROOT_KIT_API_TOKEN") or None)
     server = PolicyServer(fn, fn.modality_config(), host=host, port=port, api_token=token,

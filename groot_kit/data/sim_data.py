@@ -64,16 +64,58 @@ def sim_episodes(embodiment: str, task: str, n: int, image_size: int = 96, seed:
         env.close()
 
 
+def prefetch(iterable, depth: int = 2) -> Iterator:
+    """Run a generator in a background thread (MuJoCo stepping/rendering and video encoding release the
+    GIL, so simulating episode k+1 overlaps with encoding episode k on a 2-core machine)."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work():
+        try:
+            for x in iterable:
+                if stop.is_set():
+                    break
+                q.put(x)
+        except BaseException as e:  # re-raised in the consumer
+            q.put(e)
+        finally:
+            q.put(done)
+
+    th = threading.Thread(target=work, daemon=True)
+    th.start()
+    try:
+        while True:
+            x = q.get()
+            if x is done:
+                break
+            if isinstance(x, BaseException):
+                raise x
+            yield x
+    finally:
+        stop.set()
+        while th.is_alive():
+            try:
+                q.get_nowait()
+            except Exception:
+                pass
+            th.join(timeout=0.05)
+
+
 def record_sim_dataset(root: str | Path, embodiment: str, task: str, n_episodes: int, image_size: int = 96,
                        seed: int = 0, teleop: bool = False, encoder: EncoderOptions | None = None,
-                       overwrite: bool = False, only_success: bool = False) -> dict[str, Any]:
+                       overwrite: bool = False, only_success: bool = False, parallel: bool = True) -> dict[str, Any]:
     """Record a dataset from MuJoCo and write it (LeRobot v3.0 + modality.json). Returns figures."""
     from groot_kit.embodiment import load_embodiment
 
     spec = load_embodiment(embodiment)
     tm: dict[str, Any] = {}
     t0 = time.perf_counter()
-    path = write_dataset(sim_episodes(embodiment, task, n_episodes, image_size, seed, teleop, tm, only_success),
+    gen = sim_episodes(embodiment, task, n_episodes, image_size, seed, teleop, tm, only_success)
+    path = write_dataset(prefetch(gen) if parallel else gen,
                          root, modality_for(spec), fps=int(spec.control_hz), robot_type=spec.name,
                          embodiment=spec.name, embodiment_id=spec.slot_id, encoder=encoder, overwrite=overwrite)
     total = time.perf_counter() - t0

@@ -2,18 +2,28 @@
 
     stats = run_mujoco_demo("gr1_upper", seconds=5, mode="ensemble")
 
-The control loop (System 1 + chunk execution + env.step + a camera frame at the System 2 rate)
-sleeps to each 1/control_hz deadline and counts ticks that ended late (missed deadlines); System 2
-runs on its own thread at `system2_hz`. The camera is rendered from the control thread only (the
-GL context belongs to it); System 2 reads the latest frame through the observation slot.
+The control loop (pop/blend one action + env.step + a camera frame at the System 2 rate) sleeps
+to each 1/control_hz deadline and counts ticks that ended late (missed deadlines); System 2 runs on
+its own thread at `system2_hz` and System 1 on a prefetch thread that samples the next chunk ahead
+of time (late chunks are counted separately, see dual_rate). The camera is rendered from the
+control thread only (the GL context belongs to it); System 2 reads the latest frame through the
+observation slot.
 Without a checkpoint the policy is the randomly initialised tiny preset: the robot jitters
 around, the point is the timing, not the task.
 """
 from __future__ import annotations
 
 import os
+import sys
 
-os.environ.setdefault("MUJOCO_GL", "egl")   # before mujoco is imported anywhere
+# MuJoCo picks its GL backend when `mujoco` is first imported; groot_kit.sim sets MUJOCO_GL only
+# after its own `import mujoco`, i.e. too late. So set it here, before anything imports mujoco.
+_GL_WAS_SET = "MUJOCO_GL" in os.environ
+os.environ.setdefault("MUJOCO_GL", "egl")
+if "mujoco" in sys.modules and not _GL_WAS_SET:   # someone imported mujoco first: egl may not be in effect
+    import warnings
+    warnings.warn("mujoco was imported before groot_kit.runtime.demo set MUJOCO_GL=egl; headless rendering may "
+                  "fail. Set MUJOCO_GL=egl in the environment (or import this module first).", RuntimeWarning)
 
 import time  # noqa: E402
 
@@ -53,7 +63,8 @@ def embodiment_processor(spec, policy):
 def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", seconds: float = 5.0,
                     mode: str = "ensemble", replan_every: int | None = 4, system2_hz: float = 10.0,
                     checkpoint: str | None = None, policy=None, seed: int = 0, realtime: bool = True,
-                    ensemble_decay: float = 0.1, num_steps: int | None = None) -> dict:
+                    ensemble_decay: float = 0.1, num_steps: int | None = None, lookahead: int | None = None,
+                    torch_threads: int | None = 1) -> dict:
     """Run the runtime in MuJoCo for `seconds` of wall-clock time; returns timing + smoothness stats."""
     from groot_kit.model.policy import GrootPolicy
     from groot_kit.sim import make_env
@@ -100,7 +111,7 @@ def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", sec
 
         rt = DualRateRuntime(systems.system2, systems.system1, control_hz=hz, system2_hz=system2_hz, mode=mode,
                              horizon=policy.config.action_head.action_horizon, replan_every=replan_every,
-                             ensemble_decay=ensemble_decay)
+                             ensemble_decay=ensemble_decay, lookahead=lookahead, torch_threads=torch_threads)
         first = make_obs(raw["state"])
         n = int(round(seconds * hz))
         t0 = time.perf_counter()
@@ -110,7 +121,7 @@ def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", sec
                      wall_s=wall, sim_s=n / hz, realtime=realtime, episodes=cur["episodes"],
                      successes=cur["success"], render_p50_ms=float(np.median(frame_ms)) if frame_ms else None,
                      policy=checkpoint or "tiny (random init)", threads_alive_after=rt.alive,
-                     torch_threads={"system2": rt.system2_threads, "system1": rt.system1_threads})
+                     mujoco_gl=os.environ.get("MUJOCO_GL"))
         return stats
     finally:
         env.close()

@@ -1,34 +1,63 @@
-"""Dual-rate runtime: System 2 (vision-language) slow on its own thread, System 1 (action head) at
-the control rate, chunk execution modes with temporal ensembling, and timing statistics.
+"""Dual-rate runtime: System 2 (vision-language) slow on its own thread, System 1 (action head) on a
+second worker thread that prefetches the next action chunk, and a control tick that only pops (or
+blends) one action, plus timing statistics.
 
     systems = GrootSystems(policy, processor)               # or any two callables
     rt = DualRateRuntime(systems.system2, systems.system1, control_hz=120, system2_hz=10,
                          mode="ensemble", replan_every=4)
-    with rt.started(first_obs):
+    with rt.started(first_obs):                              # blocks until features + first chunk
         for t in range(n):
-            action = rt.step(obs)                            # one control tick (System 1)
+            action = rt.step(obs)                            # one control tick: never runs a model
             obs = env_step(action)
-    rt.stats()                                               # p50/p99 latency, rates, jitter, misses
+    rt.stats()                                               # rates, latency, jitter, misses, late chunks
 
-Threads: System 2 runs in a worker thread that wakes every 1/system2_hz seconds (sleep to the next
-deadline), encodes the latest observation the control loop published, and publishes the features
-with a sequence number and timestamps. System 1 runs in the caller's thread: each tick reads the
-latest features (never waits for System 2 after the first), samples a new chunk when the execution
-mode asks for one, and returns one action. torch intra-op threads are set per thread
-(System 2: `system2_threads`, System 1: `system1_threads`) so the two do not oversubscribe the cores.
+Threads
+    groot-system2   wakes every 1/system2_hz s (sleeps to the next deadline), encodes the latest
+                    observation the control loop published, publishes the features with timestamps.
+    groot-system1   waits for a chunk request (observation + the control step it was taken at),
+                    samples a chunk from that observation and the LATEST System 2 features, and
+                    hands it back. At most one request is in flight.
+    caller          the control tick (`step`): publish the observation, pick up a finished chunk
+                    if there is one (never waits for it), pop/blend one action, and when the
+                    executor has consumed enough of the current chunk (at `due - lookahead`) post
+                    the request for the next one. No model call happens in the tick.
 
-Chunk execution modes (H = chunk length):
-    "whole"     execute all H actions of a chunk, then sample the next (stutters every H steps)
-    "replan"    sample a new chunk every `replan_every` steps, execute its first steps
-    "ensemble"  sample every `replan_every` steps and execute the weighted mean of all overlapping
-                chunks' predictions for the current step, weights exp(-m * i) with i = 0 for the
-                oldest chunk (ACT's temporal ensembling, m = `ensemble_decay`)
+Real-time chunking (time alignment): a chunk sampled from the observation of control step r
+predicts actions for steps r, r+1, ..., r+H-1. It arrives some ticks later (System 1 latency), so
+the executor indexes it by absolute step: the action for step k is chunk[k - r]; the actions for
+steps that passed while it was computing are dropped, never replayed late. `lookahead` is the
+number of ticks before the chunk is needed (its `due` step) at which it is requested; by default
+it adapts to the measured System 1 latency (ceil(p90 latency x control_hz) + 1).
+
+Late chunks: if the chunk is not back by its due step the tick does not block; it keeps executing
+the previous chunk's remaining actions (its coverage runs to r+H-1) or, once those run out, holds
+the last action ("starved" ticks). Such a chunk counts as late (`late_chunks`), separately from the
+control loop's missed deadlines; it is activated as soon as it arrives.
+
+Chunk execution modes (H = chunk length, n = `replan_every`):
+    "whole"     execute every remaining action of a chunk; the next one is due when it runs out
+                (so each chunk runs H - dropped steps; stutters at every switch)
+    "replan"    a new chunk is due n steps after the previous one was activated; execute only it
+    "ensemble"  as "replan", but execute the weighted mean of all live chunks' predictions for the
+                current step, weights exp(-m * i) with i = 0 for the oldest chunk (ACT's temporal
+                ensembling, m = `ensemble_decay`); chunks are time-aligned before blending
+
+torch threads: `torch.set_num_threads` is not a per-call setting. On the OpenMP backend (the
+default CPU build, checked with torch 2.11) it sets the calling thread's OpenMP team size AND the
+process-wide default that every thread which has not run a parallel op yet picks up (MKL follows);
+on the native/TBB backends the intra-op pool is shared by the whole process. So the runtime uses
+ONE setting, `torch_threads` (default 1), applied in both worker threads: System 2 and System 1
+each run single-threaded torch on their own Python thread, and torch releases the GIL inside its
+ops, so the two models use separate cores instead of oversubscribing them with two thread teams.
+`stats()["torch_threads"]` reports what each worker thread actually saw.
 """
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -77,6 +106,14 @@ class LatestSlot:
 
 
 # ---------------------------------------------------------------------------- statistics
+def _pct(x, name: str) -> dict[str, float]:
+    x = np.asarray(x, dtype=np.float64)
+    if not len(x):
+        return {}
+    return {f"{name}_p50": float(np.percentile(x, 50)), f"{name}_p99": float(np.percentile(x, 99)),
+            f"{name}_max": float(x.max())}
+
+
 class RateStats:
     """Start times and durations of a periodic task -> achieved rate, latency and jitter percentiles."""
 
@@ -111,8 +148,23 @@ class RateStats:
 
 
 # ---------------------------------------------------------------------------- chunk execution
+@dataclass
+class _Chunk:
+    obs_step: int        # control step of the observation it was sampled from: chunk[i] is for step obs_step + i
+    activate_at: int     # first step it may be used
+    actions: np.ndarray  # [H, D]
+
+    def covers(self, t: int, horizon: int) -> bool:
+        return self.obs_step <= t < self.obs_step + horizon
+
+
 class ChunkExecutor:
-    """Turns a stream of action chunks [H, D] into one action per control step (see module doc)."""
+    """Turns time-stamped action chunks [H, D] into one action per control step (see module doc).
+
+    Synchronous use (no latency): `if ex.needs_chunk(): ex.add_chunk(chunk)` then `ex.next_action()`.
+    Prefetch use: `ex.add_chunk(chunk, obs_step=r, activate_at=due)`; the action for step k comes
+    from chunk[k - r]. With no chunk covering the step, the last action is held (`held` counts it).
+    """
 
     def __init__(self, mode: str = "ensemble", horizon: int = 16, replan_every: int | None = None,
                  ensemble_decay: float = 0.1):
@@ -128,39 +180,145 @@ class ChunkExecutor:
 
     def reset(self) -> None:
         self.step_idx = 0
-        self.chunks: list[tuple[int, np.ndarray]] = []   # (start step, chunk [H, D])
+        self.chunks: list[_Chunk] = []                   # active chunks, oldest first
+        self.pending: list[_Chunk] = []                  # added, waiting for their activation step
         self.boundaries: list[int] = []                  # steps whose action first used a new chunk
+        self.trace: list[tuple[int, int]] = []           # per step (obs_step, index) of the newest chunk; (-1, -1) held
+        self.held = 0                                    # steps with no covering chunk (last action repeated)
+        self._last: np.ndarray | None = None
+        self._newest: _Chunk | None = None               # most recently added chunk (active or pending)
+        self._newest_active_at: int | None = None
 
+    # -- synchronous schedule
     def needs_chunk(self) -> bool:
-        if not self.chunks:
+        if self._newest is None:
             return True
-        return self.step_idx - self.chunks[-1][0] >= self.replan_every
+        return self.step_idx - self._newest.obs_step >= self.replan_every
 
-    def add_chunk(self, chunk) -> None:
+    # -- prefetch schedule
+    def next_due(self) -> int:
+        """Step at which the chunk after the newest one should take over: n steps after the newest
+        was (or will be) activated, and no later than the step its coverage runs out."""
+        c = self._newest
+        if c is None:
+            return self.step_idx
+        start = max(c.activate_at, c.obs_step)
+        return min(start + self.replan_every, c.obs_step + self.horizon)
+
+    def add_chunk(self, chunk, obs_step: int | None = None, activate_at: int | None = None) -> None:
         c = np.asarray(chunk, dtype=np.float64)
         if c.ndim == 3 and c.shape[0] == 1:
             c = c[0]
         if c.ndim != 2 or c.shape[0] < self.horizon:
             raise ValueError(f"chunk must be [H={self.horizon}, D], got {list(c.shape)}")
-        if self.mode != "ensemble":
-            self.chunks = []
-        self.chunks.append((self.step_idx, c[: self.horizon]))
-        self.boundaries.append(self.step_idx)
+        r = self.step_idx if obs_step is None else int(obs_step)
+        if r > self.step_idx:
+            raise ValueError(f"chunk from step {r} is in the future (now {self.step_idx})")
+        act = max(self.step_idx if activate_at is None else int(activate_at), r)
+        ch = _Chunk(r, act, c[: self.horizon])
+        self._newest = ch
+        self.pending.append(ch)
+
+    def _activate(self, t: int) -> None:
+        ready = [c for c in self.pending if c.activate_at <= t]
+        if not ready:
+            return
+        self.pending = [c for c in self.pending if c.activate_at > t]
+        for c in ready:
+            if self.mode != "ensemble":
+                self.chunks = []
+            self.chunks.append(c)
+            self.boundaries.append(t)
 
     def next_action(self) -> np.ndarray:
         t = self.step_idx
-        live = [(s, c) for s, c in self.chunks if s <= t < s + self.horizon]
-        if not live:
-            raise RuntimeError("no chunk covers this step; call add_chunk when needs_chunk() is True")
+        self._activate(t)
+        live = [c for c in self.chunks if c.covers(t, self.horizon)]
         self.chunks = live
+        if not live:
+            if self._last is None:
+                raise RuntimeError("no chunk covers this step; call add_chunk when needs_chunk() is True")
+            self.held += 1
+            self.trace.append((-1, -1))
+            self.step_idx += 1
+            return self._last.copy()
         if self.mode == "ensemble" and len(live) > 1:
             w = np.exp(-self.m * np.arange(len(live)))       # i = 0: oldest chunk (ACT)
-            a = sum(wi * c[t - s] for wi, (s, c) in zip(w, live)) / w.sum()
+            a = sum(wi * c.actions[t - c.obs_step] for wi, c in zip(w, live)) / w.sum()
         else:
-            s, c = live[-1]
-            a = c[t - s]
+            a = live[-1].actions[t - live[-1].obs_step]
+        self.trace.append((live[-1].obs_step, t - live[-1].obs_step))
         self.step_idx += 1
-        return np.asarray(a, dtype=np.float32)
+        self._last = np.asarray(a, dtype=np.float32)
+        return self._last.copy()
+
+
+@dataclass
+class ChunkRequest:
+    obs_step: int                 # control step of the observation
+    due: int                      # step at which the executor wants the chunk
+    observation: Any = None
+    t_submit: float = 0.0
+    late: bool = False            # its due step passed before it arrived
+
+
+class ChunkPrefetcher:
+    """Clock-free prefetch bookkeeping on top of a ChunkExecutor (shared by the threaded runtime and
+    the deterministic `compare_modes(delay=...)` simulation): when to request the next chunk, when
+    it becomes active, late / stale counting.
+
+    Per tick k: `accept(k, request, chunk)` for a chunk that came back, `check_late(k)`, then
+    `executor.next_action()`, then `request(k, lookahead)` which returns a ChunkRequest to hand to
+    System 1 (or None)."""
+
+    def __init__(self, executor: ChunkExecutor):
+        self.ex = executor
+        self.in_flight: ChunkRequest | None = None
+        self.late_chunks = 0
+        self.stale_chunks = 0                      # arrived after its whole coverage had passed
+        self.delays: list[int] = []                # ticks from observation to arrival (= actions dropped)
+        self.lookaheads: list[int] = []
+
+    def request(self, k: int, lookahead: int, observation: Any = None) -> ChunkRequest | None:
+        if self.in_flight is not None:
+            return None
+        due = self.ex.next_due()
+        L = max(1, min(int(lookahead), self.ex.replan_every, self.ex.horizon - 1))
+        if k < due - L:
+            return None
+        self.lookaheads.append(L)
+        self.in_flight = ChunkRequest(k, due, observation, time.perf_counter())
+        return self.in_flight
+
+    def check_late(self, k: int) -> None:
+        r = self.in_flight
+        if r is not None and not r.late and k >= r.due:
+            r.late = True
+            self.late_chunks += 1
+
+    def accept(self, k: int, req: ChunkRequest, chunk) -> bool:
+        """A chunk for `req` arrived at step k (before this tick's action). False if it was stale."""
+        if req is self.in_flight:
+            self.in_flight = None
+        if not req.late and k > req.due:
+            req.late = True
+            self.late_chunks += 1
+        self.delays.append(k - req.obs_step)
+        if k >= req.obs_step + self.ex.horizon:
+            self.stale_chunks += 1
+            return False
+        self.ex.add_chunk(chunk, obs_step=req.obs_step, activate_at=max(req.due, k))
+        return True
+
+    def summary(self) -> dict:
+        d = np.asarray(self.delays)
+        out = {"late_chunks": int(self.late_chunks), "stale_chunks": int(self.stale_chunks),
+               "starved_ticks": int(self.ex.held)}
+        if len(d):
+            out.update(delay_ticks_p50=float(np.percentile(d, 50)), delay_ticks_max=int(d.max()))
+        if self.lookaheads:
+            out.update(lookahead_p50=float(np.median(self.lookaheads)), lookahead_max=int(max(self.lookaheads)))
+        return out
 
 
 def discontinuity(actions, boundaries) -> dict[str, float]:
@@ -231,39 +389,57 @@ class GrootSystems:
 
 # ---------------------------------------------------------------------------- runtime
 class DualRateRuntime:
-    """System 2 thread at `system2_hz`, System 1 + chunk execution at `control_hz` in the caller's thread."""
+    """System 2 thread at `system2_hz`, System 1 prefetch thread, control tick in the caller's thread.
+
+    lookahead: ticks before a chunk's due step at which it is requested (None = adapt to the
+    measured System 1 latency). torch_threads: intra-op threads for each worker (see module doc;
+    None leaves torch's setting alone).
+    """
 
     def __init__(self, system2: Callable[[Any], Any], system1: Callable[[Any, Any], Any], *,
                  control_hz: float = 120.0, system2_hz: float = 10.0, mode: str = "ensemble",
                  horizon: int = 16, replan_every: int | None = None, ensemble_decay: float = 0.1,
-                 system2_threads: int | None = None, system1_threads: int | None = 1):
+                 lookahead: int | None = None, torch_threads: int | None = 1):
         if control_hz <= 0 or system2_hz <= 0:
             raise ValueError("control_hz and system2_hz must be positive")
+        if lookahead is not None and lookahead < 1:
+            raise ValueError("lookahead must be >= 1 tick (or None = adaptive)")
         self.system2_fn, self.system1_fn = system2, system1
         self.control_hz, self.system2_hz = float(control_hz), float(system2_hz)
         self.executor = ChunkExecutor(mode, horizon, replan_every, ensemble_decay)
-        import os
-        ncpu = os.cpu_count() or 1
-        self.system2_threads = system2_threads or max(1, ncpu - 1)
-        self.system1_threads = system1_threads
+        self.prefetch = ChunkPrefetcher(self.executor)
+        self.lookahead, self.torch_threads = lookahead, torch_threads
         self.observations = LatestSlot()
         self.features = LatestSlot()
         self.s2_stats = RateStats("system2", system2_hz)
-        self.s1_stats = RateStats("system1_chunk")          # one entry per sampled chunk
-        self.tick_stats = RateStats("control", control_hz)  # one entry per control tick
+        self.s1_stats = RateStats("system1_chunk")          # one entry per sampled chunk (compute time)
+        self.tick_stats = RateStats("control", control_hz)  # one entry per control tick (step + env step)
+        self.step_stats = RateStats("tick_step")            # runtime.step() alone: pop/blend + bookkeeping
         self.feature_ages_ms: list[float] = []
         self.actions: list[np.ndarray] = []
+        self.thread_torch: dict[str, int] = {}              # torch.get_num_threads() seen in each worker
+        self._s1_latency: deque[float] = deque(maxlen=16)   # request -> result, seconds
+        self._L = 1
+        self._s1_cond = threading.Condition()
+        self._s1_request: ChunkRequest | None = None
+        self._s1_result: tuple[ChunkRequest, Any] | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._s2_error: BaseException | None = None
+        self._s1_error: BaseException | None = None
         self.s2_overruns = 0
 
-    # ------------------------------------------------------------------ System 2 thread
+    # ------------------------------------------------------------------ worker threads
+    def _set_threads(self, name: str) -> None:
+        if self.torch_threads:
+            torch.set_num_threads(self.torch_threads)
+        self.thread_torch[name] = torch.get_num_threads()
+
     def _system2_loop(self) -> None:
-        torch.set_num_threads(self.system2_threads)
-        period = 1.0 / self.system2_hz
-        next_t = time.perf_counter()
         try:
+            self._set_threads("system2")
+            period = 1.0 / self.system2_hz
+            next_t = time.perf_counter()
             while not self._stop.is_set():
                 item = self.observations.wait(0, timeout=0.1)
                 if item is None:
@@ -279,39 +455,103 @@ class DualRateRuntime:
                     next_t += period * np.ceil((t1 - next_t) / period)
                 self.s2_stats.record(t0, t1, missed)
                 self._stop.wait(max(0.0, next_t - time.perf_counter()))
-        except BaseException as e:  # surfaced by step()/stop()
+        except BaseException as e:  # surfaced by step()/start()
             self._s2_error = e
 
-    def start(self, first_observation: Any, timeout: float = 60.0) -> "DualRateRuntime":
-        """Start System 2 and wait until its first features exist."""
-        if self._thread is not None:
-            raise RuntimeError("runtime already started")
-        self._stop.clear()
-        self.executor.reset()
-        self.observations.publish(first_observation)
-        self._thread = threading.Thread(target=self._system2_loop, name="groot-system2", daemon=True)
-        self._thread.start()
+    def _system1_loop(self) -> None:
+        try:
+            self._set_threads("system1")
+            while True:
+                with self._s1_cond:
+                    self._s1_cond.wait_for(lambda: self._s1_request is not None or self._stop.is_set())
+                    if self._stop.is_set():
+                        return
+                    req, self._s1_request = self._s1_request, None
+                feats = self.features.get()           # the LATEST System 2 features
+                t0 = time.perf_counter()
+                chunk = self.system1_fn(feats.value, req.observation)
+                t1 = time.perf_counter()
+                req.observation = None
+                self.feature_ages_ms.append((t0 - feats.t_input) * 1e3)
+                self.s1_stats.record(t0, t1)
+                with self._s1_cond:
+                    self._s1_latency.append(t1 - req.t_submit)
+                    self._s1_result = (req, chunk)
+                    self._s1_cond.notify_all()
+        except BaseException as e:  # surfaced by step()/start()
+            self._s1_error = e
+
+    def _raise_errors(self) -> None:
+        for name, err in (("System 2", self._s2_error), ("System 1", self._s1_error)):
+            if err is not None:
+                raise RuntimeError(f"{name} failed: {err!r}") from err
+
+    def _post(self, req: ChunkRequest) -> None:
+        with self._s1_cond:
+            self._s1_request = req
+            self._s1_cond.notify_all()
+
+    def _take_result(self) -> tuple[ChunkRequest, Any] | None:
+        with self._s1_cond:
+            res, self._s1_result = self._s1_result, None
+            if res is not None and self.lookahead is None:     # adapt: ceil(p90 latency x rate) + 1
+                lat = float(np.percentile(np.asarray(self._s1_latency), 90))
+                self._L = int(math.ceil(lat * self.control_hz)) + 1
+        return res
+
+    def wait_for_chunk(self, timeout: float = 10.0) -> bool:
+        """Block until System 1 has handed back a chunk that the next tick will pick up (for tests and
+        offline stepping; the control loop itself never waits). Raises if a worker failed."""
         deadline = time.perf_counter() + timeout
-        while self.features.get().seq == 0:
-            if self._s2_error is not None:
+        while self._s1_result is None:
+            self._raise_errors()
+            if time.perf_counter() > deadline:
+                return False
+            time.sleep(0.001)
+        return True
+
+    def _wait_until(self, cond: Callable[[], bool], what: str, deadline: float) -> None:
+        while not cond():
+            if self._s2_error is not None or self._s1_error is not None:
                 self.stop()
-                raise RuntimeError(f"System 2 failed: {self._s2_error!r}") from self._s2_error
+                self._raise_errors()
             if time.perf_counter() > deadline:
                 self.stop()
-                raise TimeoutError(f"System 2 produced no features within {timeout} s")
-            self.features.wait(0, timeout=0.05)
-        if self.system1_threads:
-            torch.set_num_threads(self.system1_threads)
+                raise TimeoutError(f"{what} within the start timeout")
+            time.sleep(0.002)
+
+    def start(self, first_observation: Any, timeout: float = 60.0) -> "DualRateRuntime":
+        """Start both workers; block until System 2's first features and the first chunk exist."""
+        if self._threads:
+            raise RuntimeError("runtime already started")
+        self._stop.clear()
+        self._s1_request = self._s1_result = None
+        self.executor.reset()
+        self.prefetch = ChunkPrefetcher(self.executor)
+        self.observations.publish(first_observation)
+        deadline = time.perf_counter() + timeout
+        self._threads = [threading.Thread(target=self._system2_loop, name="groot-system2", daemon=True),
+                         threading.Thread(target=self._system1_loop, name="groot-system1", daemon=True)]
+        self._threads[0].start()
+        self._wait_until(lambda: self.features.get().seq > 0, "System 2 produced no features", deadline)
+        self._threads[1].start()
+        self._post(self.prefetch.request(0, 1, first_observation))
+        self._wait_until(lambda: self._s1_result is not None, "System 1 produced no chunk", deadline)
+        self.prefetch.accept(0, *self._take_result())
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop and join the System 2 thread (returns within one System 2 call + timeout)."""
+        """Stop and join both workers (returns within one model call + timeout)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                raise RuntimeError("System 2 thread did not stop in time")
-            self._thread = None
+        with self._s1_cond:
+            self._s1_cond.notify_all()
+        for t in self._threads:
+            if t.ident is not None:      # started
+                t.join(timeout)
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if alive:
+            raise RuntimeError(f"worker threads did not stop in time: {alive}")
+        self._threads = []
 
     @contextlib.contextmanager
     def started(self, first_observation: Any, timeout: float = 60.0):
@@ -323,24 +563,32 @@ class DualRateRuntime:
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return any(t.is_alive() for t in self._threads)
 
-    # ------------------------------------------------------------------ System 1 tick
+    # ------------------------------------------------------------------ control tick
     def step(self, observation: Any, publish: bool = True) -> np.ndarray:
-        """One control tick: publish the observation for System 2, sample a chunk if due, return an action."""
-        if self._s2_error is not None:
-            raise RuntimeError(f"System 2 failed: {self._s2_error!r}") from self._s2_error
+        """One control tick; never calls a model and never waits for one.
+
+        Publishes the observation for System 2, takes a finished chunk if System 1 has one
+        (time-aligned to the step of its observation), pops/blends this step's action, and posts
+        the next chunk request (this observation, this step) once it is `lookahead` ticks from due.
+        """
+        self._raise_errors()
         t0 = time.perf_counter()
+        k = self.executor.step_idx
         if publish:
             self.observations.publish(observation, t0)
-        if self.executor.needs_chunk():
-            feats = self.features.get()
-            self.feature_ages_ms.append(feats.age(t0) * 1e3)
-            chunk = self.system1_fn(feats.value, observation)
-            self.executor.add_chunk(chunk)
-            self.s1_stats.record(t0, time.perf_counter())
+        res = self._take_result()
+        if res is not None:
+            self.prefetch.accept(k, *res)
+        self.prefetch.check_late(k)
         a = self.executor.next_action()
+        if self.prefetch.in_flight is None:
+            req = self.prefetch.request(k, self.lookahead or self._L, observation)
+            if req is not None:
+                self._post(req)
         self.actions.append(a)
+        self.step_stats.record(t0, time.perf_counter())
         return a
 
     # ------------------------------------------------------------------ paced loop
@@ -367,9 +615,15 @@ class DualRateRuntime:
 
     def stats(self) -> dict:
         ages = np.asarray(self.feature_ages_ms)
-        out = {"system2": self.s2_stats.summary(), "system1_chunks": self.s1_stats.summary(),
-               "control": self.tick_stats.summary(), "mode": self.executor.mode,
-               "replan_every": self.executor.replan_every,
+        with self._s1_cond:
+            lat = np.asarray(self._s1_latency) * 1e3
+        s1 = self.s1_stats.summary()
+        s1.update(_pct(lat, "request_to_result_ms_last16"))
+        out = {"system2": self.s2_stats.summary(), "system1_chunks": s1,
+               "control": self.tick_stats.summary(), "tick_step": self.step_stats.summary(),
+               "prefetch": self.prefetch.summary(), "mode": self.executor.mode,
+               "replan_every": self.executor.replan_every, "lookahead": self.lookahead or f"auto ({self._L})",
+               "torch_threads": dict(self.thread_torch),
                "discontinuity": discontinuity(self.actions, self.executor.boundaries) if self.actions else {}}
         if len(ages):
             out["feature_age_ms"] = {"p50": float(np.percentile(ages, 50)), "p99": float(np.percentile(ages, 99)),
@@ -378,19 +632,38 @@ class DualRateRuntime:
 
 
 def compare_modes(chunk_fn: Callable[[int], np.ndarray], num_steps: int = 480, horizon: int = 16,
-                  replan_every: int = 4, ensemble_decay: float = 0.1) -> dict[str, dict]:
+                  replan_every: int = 4, ensemble_decay: float = 0.1, delay: int = 0,
+                  lookahead: int | None = None) -> dict[str, dict]:
     """Discontinuity of each execution mode on the same chunk source (no threads, no clock).
 
-    chunk_fn(step) -> chunk [H, D] predicted at `step` (e.g. a policy on the current observation).
+    chunk_fn(step) -> chunk [H, D] predicted from the observation at `step`. delay = 0: chunks are
+    sampled inside the tick (synchronous). delay = d > 0: prefetch as in DualRateRuntime, each chunk
+    arriving d ticks after its observation, requested `lookahead` (default d + 1) ticks before due.
     """
     res = {}
     for mode in MODES:
         ex = ChunkExecutor(mode, horizon, None if mode == "whole" else replan_every, ensemble_decay)
-        acts = []
+        pf = ChunkPrefetcher(ex)
+        acts, arrive = [], 0
+        if delay > 0:
+            pf.accept(0, pf.request(0, 1), chunk_fn(0))
+        pending: tuple[ChunkRequest, np.ndarray] | None = None
         for t in range(num_steps):
-            if ex.needs_chunk():
-                ex.add_chunk(chunk_fn(t))
+            if delay <= 0:
+                if ex.needs_chunk():
+                    ex.add_chunk(chunk_fn(t))
+                acts.append(ex.next_action())
+                continue
+            if pending is not None and t >= arrive:
+                pf.accept(t, *pending)
+                pending = None
+            pf.check_late(t)
             acts.append(ex.next_action())
+            req = pf.request(t, lookahead or delay + 1)
+            if req is not None:
+                pending, arrive = (req, chunk_fn(t)), t + delay
         res[mode] = discontinuity(acts, ex.boundaries)
         res[mode]["chunks"] = len(ex.boundaries)
+        if delay > 0:
+            res[mode].update(pf.summary())
     return res

@@ -91,6 +91,20 @@ class GrootDataset(torch.utils.data.Dataset):
         self._tiers = self.info.episode_tiers()
         self._ep_index = None
 
+    @classmethod
+    def for_embodiment(cls, root, embodiment, **kw) -> "GrootDataset":
+        """Dataset checked against an embodiment (name or EmbodimentSpec): its slot id, per-key
+        normalization modes from embodiment.yaml, and a dimension check of every state/action key."""
+        from groot_kit.embodiment import load_embodiment
+
+        spec = load_embodiment(embodiment)
+        modes = {f"state.{k}": v.normalization for k, v in spec.state.items()}
+        modes.update({f"action.{k}": v.normalization for k, v in spec.action.items()})
+        kw.setdefault("norm_modes", modes)
+        kw.setdefault("embodiment_id", spec.slot_id)
+        dims = ({k: v.dim for k, v in spec.state.items()}, {k: v.dim for k, v in spec.action.items()}, spec.name)
+        return cls(root, expected_dims=dims, **kw)
+
     def __len__(self) -> int:
         return len(self.ds)
 

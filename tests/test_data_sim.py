@@ -1,0 +1,28 @@
+"""MuJoCo hooks: embodiment-checked datasets and MimicGen multiplication through the sim's IK."""
+from pathlib import Path
+
+import pytest
+
+from groot_kit.data import DataError, GrootDataset
+from groot_kit.data.sim_data import multiply_sim_demos, sim_episodes
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
+
+
+def test_for_embodiment_uses_yaml_modes_and_slot():
+    ds = GrootDataset.for_embodiment(SAMPLES / "so100_teleop", "so100", image_size=16)
+    assert ds.embodiment_id == 1
+    assert ds.stats.groups["action"]["gripper"].mode == "binary"
+    assert ds.stats.groups["state"]["single_arm"].mode == "min_max"
+    with pytest.raises(DataError, match="embodiment 'panda7' declares state key 'arm' that the data lacks"):
+        GrootDataset.for_embodiment(SAMPLES / "so100_teleop", "panda7")
+
+
+def test_mimicgen_in_mujoco():
+    src = list(sim_episodes("so100", "pick_place", 1, image_size=32, seed=0, teleop=True, only_success=True))
+    eps, rep = multiply_sim_demos("so100", src, n_attempts=2, image_size=32, seed=3)
+    assert rep.attempted == 2 and rep.succeeded == len(eps) >= 1
+    e = eps[0]
+    assert e.tier == "synthetic" and e.provenance["method"] == "mimicgen" and e.success
+    assert e.actions.shape[1] == 6 and len(e.subtasks) == len(e) and {"reach", "place"} <= set(e.subtasks)
+    assert set(e.frames) == {"front", "wrist"} and e.frames["front"].shape[1:] == (32, 32, 3)

@@ -47,6 +47,9 @@ test-unit: setup
 
 bench: setup
 	$(PY) benchmarks/latency.py
+	$(PY) benchmarks/datagen.py
+	$(PY) benchmarks/deploy.py
+	$(PY) benchmarks/server_load.py
 
 strip-notebooks: setup
 	$(PY) -m groot_kit.notebooks strip

@@ -1,0 +1,332 @@
+"""The tiny pretraining recipe: multi-embodiment, multi-tier data -> base checkpoint -> closed-loop eval.
+
+One command (``python scripts/pretrain_tiny.py``) runs everything:
+
+1. **Data pyramid** per embodiment (so100, panda7, gr1_upper), all from MuJoCo with domain
+   randomisation: scripted-expert demos (tier ``synthetic``), simulated-operator demos (tier
+   ``teleop``: hesitations, drift, corrections), and for so100 action-free videos pseudo-labelled by
+   an inverse-dynamics model trained on the expert demos (tier ``video``, the DreamGen labelling
+   step). Every dataset is a LeRobot v3.0 folder with ``meta/modality.json``.
+2. **Training** the ``tiny`` preset with two camera views (front/ego + wrist) and System 2 sub-task
+   co-training, every part trainable (the tiny VLM starts from random weights), on the weighted
+   mixture, time-budgeted (the step count is capped from the measured step time).
+3. **Evaluation**: closed-loop success in MuJoCo on every pretraining embodiment (seeds never
+   seen in training) and open-loop MSE on held-out expert episodes; written to
+   ``benchmarks/results/pretrain_tiny.json``. The base checkpoint goes to
+   ``data_samples/checkpoints/tiny_base/``.
+
+Why the task variant: at the tiny size (1.4M parameters, 64 px images) trained from scratch in
+minutes on a CPU, the policy has to localise the target from pixels. The recipe uses the
+``reach`` task with one cube on the table (``num_cubes=1``) so the required inference is "where is
+the cube" rather than "which of three cubes, which of two bins, and the whole grasp sequence";
+the expert keeps holding the goal pose for a moment after success so the action chunks near the
+goal teach the policy to stop there. ``PretrainConfig`` takes any task / cube count for longer runs.
+
+Why two views: the wrist camera sees the cube large and centred when the gripper is close, which
+makes the final centimetres a visual-servoing problem that a tiny vision tower can solve.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+DEFAULT_EMBODIMENTS = ("so100", "panda7", "gr1_upper")
+CHECKPOINT_DIR = Path("data_samples/checkpoints/tiny_base")
+RESULTS_FILE = Path("benchmarks/results/pretrain_tiny.json")
+
+
+@dataclass
+class PretrainConfig:
+    output_dir: str = "outputs/pretrain_tiny"       # datasets, training run, videos
+    checkpoint_dir: str | None = str(CHECKPOINT_DIR)  # where the base policy is saved (None: not saved)
+    results_file: str | None = str(RESULTS_FILE)      # JSON summary (None: not written)
+    embodiments: tuple[str, ...] = DEFAULT_EMBODIMENTS
+    task: str = "reach"                 # pretraining task variant (see module doc)
+    num_cubes: int = 1                  # cubes on the table
+    image_size: int = 64                # rendered frames (= tiny preset input)
+    num_views: int = 2                  # front/ego + wrist
+    expert_episodes: int = 160          # tier synthetic, per embodiment (humanoid: a third, 4x longer episodes)
+    teleop_episodes: int = 40           # tier teleop (simulated operator), per embodiment
+    video_episodes: int = 40            # tier video (IDM pseudo-labels), so100 only; 0 = off
+    heldout_episodes: int = 4           # open-loop eval episodes per embodiment (unseen seeds)
+    hold_seconds: float = 0.3           # expert keeps the goal pose this long after success
+    tier_weights: dict = field(default_factory=lambda: {"synthetic": 1.0, "teleop": 0.5, "video": 0.15})
+    subtask_loss_weight: float = 0.1    # System 2 sub-task co-training
+    max_steps: int = 8000
+    train_minutes: float = 20.0         # cap: max_steps is lowered if the measured step time says so
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    eval_episodes: int = 20             # closed-loop episodes per embodiment
+    replan_every: int = 8               # actions executed per predicted chunk
+    eval_seed: int = 100_000
+    seed: int = 0
+    encoder_crf: int = 18               # H.264 quality of the stored videos
+    video_dir: str | None = "videos"    # relative to output_dir; None = no mp4s
+
+    @classmethod
+    def fast(cls, **kw) -> "PretrainConfig":
+        """A minutes-scale smoke configuration (tests, notebook fast mode)."""
+        base = dict(embodiments=("so100", "panda7"), expert_episodes=6, teleop_episodes=2, video_episodes=3,
+                    heldout_episodes=1, max_steps=30, train_minutes=2.0, batch_size=8, eval_episodes=0,
+                    checkpoint_dir=None, results_file=None, video_dir=None)
+        base.update(kw)
+        return cls(**base)
+
+
+def tiny_pretrain_policy_config(num_views: int = 2, subtask_loss_weight: float = 0.1):
+    """The tiny preset with `num_views` camera views and sub-task co-training."""
+    from groot_kit.config import get_preset
+    cfg = get_preset("tiny")
+    return dataclasses.replace(cfg, vlm=dataclasses.replace(cfg.vlm, num_views=num_views),
+                               subtask_loss_weight=subtask_loss_weight)
+
+
+# ----------------------------------------------------------------------------------- data
+def _episodes(embodiment: str, task: str, n: int, image_size: int, seed: int, num_cubes: int,
+              teleop: bool = False, hold_seconds: float = 0.3, stats: dict | None = None):
+    """Successful demos from the scripted expert or the simulated operator (EpisodeData list)."""
+    from groot_kit.data import from_sim_episode
+    from groot_kit.sim import make_env, make_expert, rollout
+    from groot_kit.sim.teleop import SimulatedOperator
+
+    env = make_env(embodiment, task, image_size=image_size, seed=seed, num_cubes=num_cubes)
+    hold = int(round(hold_seconds * env.spec_e.control_hz))
+    tier = "teleop" if teleop else "synthetic"
+    out, k, tried = [], 0, 0
+    try:
+        while len(out) < n and k < 3 * n + 5:
+            s = seed + k
+            k += 1
+            pol = SimulatedOperator(env, seed=s) if teleop else make_expert(env)
+            ep = rollout(env, pol, seed=s, tier=tier, extra_steps_after_success=hold)
+            tried += 1
+            if not ep.success:
+                continue
+            out.append(from_sim_episode(ep, tier=tier, provenance={
+                "source": "simulated_operator" if teleop else "scripted_expert", "embodiment": embodiment,
+                "task": task, "seed": s, "num_cubes": num_cubes, "domain_randomization": True}))
+    finally:
+        env.close()
+    if stats is not None:
+        stats.update(tried=tried, kept=len(out))
+    return out
+
+
+def generate_pretrain_data(cfg: PretrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Write every tier's datasets under ``output_dir/data``. -> {"datasets": [...], "seconds"}"""
+    from groot_kit.data import EncoderOptions, write_dataset
+    from groot_kit.data.pyramid import to_video_tier
+    from groot_kit.data.sim_data import modality_for
+    from groot_kit.embodiment import load_embodiment
+
+    root = Path(cfg.output_dir) / "data"
+    enc = EncoderOptions(crf=cfg.encoder_crf)
+    t0 = time.perf_counter()
+    rows = []
+    for ei, emb in enumerate(cfg.embodiments):
+        spec = load_embodiment(emb)
+        kw = dict(fps=int(spec.control_hz), robot_type=spec.name, embodiment=spec.name,
+                  embodiment_id=spec.slot_id, encoder=enc, overwrite=True)
+        long_eps = spec.control_hz > 60  # humanoid: 120 Hz, ~4x more frames per episode
+        scale = 3 if long_eps else 1
+        base_seed = cfg.seed + 1_000_000 * (ei + 1)
+        plan = [("expert", False, max(1, cfg.expert_episodes // scale), base_seed),
+                ("teleop", True, max(1, cfg.teleop_episodes // scale), base_seed + 500_000),
+                ("heldout", False, cfg.heldout_episodes, base_seed + 900_000)]
+        expert_eps = None
+        for name, teleop, n, seed in plan:
+            if n <= 0:
+                continue
+            t1 = time.perf_counter()
+            st: dict = {}
+            eps = _episodes(emb, cfg.task, n, cfg.image_size, seed, cfg.num_cubes, teleop, cfg.hold_seconds, st)
+            if name == "expert":
+                expert_eps = eps
+            path = write_dataset(eps, root / f"{emb}_{name}", modality_for(spec), **kw)
+            rows.append({"name": f"{emb}_{name}", "path": str(path), "embodiment": emb, "slot": spec.slot_id,
+                         "tier": "teleop" if teleop else "synthetic", "role": "eval" if name == "heldout" else "train",
+                         "episodes": len(eps), "frames": int(sum(len(e) for e in eps)),
+                         "demo_success": f"{st['kept']}/{st['tried']}", "seconds": round(time.perf_counter() - t1, 1)})
+            log(f"  {rows[-1]['name']}: {rows[-1]['episodes']} episodes, {rows[-1]['frames']} frames "
+                f"({rows[-1]['seconds']} s)")
+        if cfg.video_episodes > 0 and ei == 0 and expert_eps:
+            rows.append(_video_tier(cfg, emb, spec, expert_eps, root, kw, base_seed + 700_000, log))
+    return {"datasets": rows, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _video_tier(cfg, emb, spec, expert_eps, root, kw, seed, log) -> dict:
+    """Action-free videos of new demos, pseudo-labelled by an IDM trained on the expert demos."""
+    from groot_kit.data import write_dataset
+    from groot_kit.data.latent import evaluate_idm, pseudo_label, train_idm
+    from groot_kit.data.pyramid import to_video_tier
+    from groot_kit.data.sim_data import modality_for
+
+    t1 = time.perf_counter()
+    idm, _ = train_idm(expert_eps, steps=300 if cfg.max_steps > 200 else 30, camera="front")
+    vids = to_video_tier(_episodes(emb, cfg.task, cfg.video_episodes, cfg.image_size, seed, cfg.num_cubes,
+                                   hold_seconds=cfg.hold_seconds), keep_state=True)
+    score = evaluate_idm(idm, vids, camera="front")
+    labelled = pseudo_label(idm, vids, camera="front", score={"r2": score["r2"]})
+    path = write_dataset(labelled, root / f"{emb}_video_idm", modality_for(spec), tier="video", **kw)
+    row = {"name": f"{emb}_video_idm", "path": str(path), "embodiment": emb, "slot": spec.slot_id, "tier": "video",
+           "role": "train", "episodes": len(labelled), "frames": int(sum(len(e) for e in labelled)),
+           "idm_r2": round(float(score["r2"]), 3), "seconds": round(time.perf_counter() - t1, 1)}
+    log(f"  {row['name']}: {row['episodes']} episodes, IDM pseudo-labels R2 {row['idm_r2']} ({row['seconds']} s)")
+    return row
+
+
+def build_mixture(policy, data: dict, cfg: PretrainConfig):
+    """GrootDatasets with ONE set of normalisation stats per embodiment (from its expert demos), the
+    matching processor stored in the policy, and a tier-weighted MixtureDataset over them."""
+    from groot_kit.data import GrootDataset, MixtureDataset, NormalizationStats
+    from groot_kit.data.processor import GrootProcessor
+    from groot_kit.data.reader import open_dataset
+    from groot_kit.data.sim_data import norm_modes_for
+    from groot_kit.embodiment import load_embodiment
+
+    pc = policy.config
+    size_kw = dict(image_size=pc.vlm.vision.image_size, max_views=pc.vlm.num_views,
+                   horizon=pc.action_head.action_horizon, max_state_dim=pc.action_head.max_state_dim,
+                   max_action_dim=pc.action_head.max_action_dim)
+    stats, datasets, weights = {}, [], []
+    train_rows = [r for r in data["datasets"] if r["role"] == "train"]
+    for r in sorted(train_rows, key=lambda r: r["tier"] != "synthetic"):  # expert first: its stats
+        emb = r["embodiment"]
+        if emb not in stats:
+            stats[emb] = NormalizationStats.from_dataset(open_dataset(r["path"]), modes=norm_modes_for(load_embodiment(emb)))
+        ds = GrootDataset(r["path"], embodiment_id=r["slot"], stats=stats[emb], **size_kw)
+        datasets.append(ds)
+        weights.append(1.0)
+        if r["tier"] == "synthetic":
+            policy.set_processor(GrootProcessor.from_dataset(ds))
+    return MixtureDataset(datasets, weights, cfg.tier_weights), stats
+
+
+class _TimeBudget:
+    """Trainer callback: after the first logged steps, cap max_steps so training fits the budget
+    (the trainer re-reads cfg.max_steps each step and the cosine schedule follows it)."""
+
+    def __init__(self, trainer_cfg, minutes: float, log=print):
+        self.cfg, self.budget, self.log = trainer_cfg, minutes * 60, log
+        self.t0, self.done = time.perf_counter(), False
+
+    def __call__(self, step: int, row: dict) -> None:
+        if self.done or step < 60:
+            return
+        self.done = True
+        per = (time.perf_counter() - self.t0) / step
+        cap = int(self.budget / per)
+        if cap < self.cfg.max_steps:
+            self.log(f"  time budget {self.budget / 60:.0f} min at {per:.3f} s/step: max_steps "
+                     f"{self.cfg.max_steps} -> {max(cap, step + 1)}")
+            self.cfg.max_steps = max(cap, step + 1)
+
+
+def train_base(cfg: PretrainConfig, data: dict, callbacks: list | None = None, log=print):
+    """Train the tiny policy on the mixture. -> (policy, history, info)"""
+    import torch
+    from groot_kit.model.policy import GrootPolicy
+    from groot_kit.train.trainer import TrainConfig, Trainer
+
+    torch.manual_seed(cfg.seed)
+    policy = GrootPolicy(tiny_pretrain_policy_config(cfg.num_views, cfg.subtask_loss_weight))
+    mixture, _ = build_mixture(policy, data, cfg)
+    tc = TrainConfig(output_dir=str(Path(cfg.output_dir) / "train"), max_steps=cfg.max_steps,
+                     batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, warmup_ratio=0.03,
+                     tune_llm=True, tune_visual=True, tune_projector=True, tune_diffusion_model=True,
+                     save_every=max(50, cfg.max_steps // 4), log_every=max(1, min(20, cfg.max_steps // 5)),
+                     seed=cfg.seed, resume=True)
+    budget = _TimeBudget(tc, cfg.train_minutes, log)
+    trainer = Trainer(policy, mixture, tc, callbacks=[budget] + list(callbacks or []))
+    t0 = time.perf_counter()
+    history = trainer.train()
+    secs = time.perf_counter() - t0
+    info = {"steps": trainer.step, "seconds": round(secs, 1), "batch_size": cfg.batch_size,
+            "learning_rate": cfg.learning_rate, "final_loss": history[-1]["loss"] if history else None,
+            "final_subtask_loss": history[-1].get("subtask_loss") if history else None,
+            "frames": len(mixture), "parameters": policy.num_parameters()["total"],
+            "trainable": trainer.trainable_counts}
+    return trainer.policy.eval(), history, info
+
+
+# ----------------------------------------------------------------------------------- recipe
+def pretrain_tiny(cfg: PretrainConfig | None = None, callbacks: list | None = None, log=print, **overrides) -> dict:
+    """Run the whole recipe (data -> train -> save -> evaluate). Returns the results dict."""
+    from groot_kit.train.evaluate import evaluate_closed_loop, evaluate_open_loop, strip_arrays
+
+    cfg = dataclasses.replace(cfg or PretrainConfig(), **overrides)
+    t_all = time.perf_counter()
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    log(f"[1/3] data pyramid: {', '.join(cfg.embodiments)} / {cfg.task} ({cfg.num_cubes} cube)")
+    data = generate_pretrain_data(cfg, log)
+    log(f"      data done in {data['seconds']} s")
+    log(f"[2/3] training the tiny policy ({cfg.num_views} views, sub-task co-training {cfg.subtask_loss_weight})")
+    policy, history, train_info = train_base(cfg, data, callbacks, log)
+    log(f"      {train_info['steps']} steps in {train_info['seconds']} s, final loss {train_info['final_loss']:.4f}")
+    if cfg.checkpoint_dir:
+        policy.save_pretrained(cfg.checkpoint_dir)
+        (Path(cfg.checkpoint_dir) / "README.md").write_text(_checkpoint_readme(cfg, train_info))
+    log("[3/3] evaluation")
+    closed, open_ = {}, {}
+    for emb in cfg.embodiments:
+        if cfg.eval_episodes > 0:
+            r = evaluate_closed_loop(policy, emb, cfg.task, cfg.eval_episodes, seed=cfg.eval_seed,
+                                     replan_every=cfg.replan_every, env_kwargs={"num_cubes": cfg.num_cubes},
+                                     video_dir=(out / cfg.video_dir) if cfg.video_dir else None)
+            closed[emb] = {k: v for k, v in strip_arrays(r).items() if k != "episodes"}
+            closed[emb]["episodes"] = [{k: e[k] for k in ("seed", "success", "steps")} for e in r["episodes"]]
+            closed[emb]["subtasks_seen"] = sorted({s for e in r["episodes"] for s in e["subtasks"]})
+            log(f"  closed loop {emb}: {r['successes']}/{r['n_episodes']} ({100 * r['success_rate']:.0f}%)")
+        held = [d for d in data["datasets"] if d["embodiment"] == emb and d["role"] == "eval"]
+        if held:
+            ol = evaluate_open_loop(policy, held[0]["path"], max_episodes=cfg.heldout_episodes,
+                                    processor=policy.get_processor(emb))
+            open_[emb] = {"mse": ol["mse"], "mse_per_dim": ol["mse_per_dim"], "dim_names": ol["dim_names"],
+                          "frames": ol["frames"]}
+            log(f"  open loop {emb}: MSE {ol['mse']:.4g} (held-out expert episodes)")
+    total = time.perf_counter() - t_all
+    rates = [c["success_rate"] for c in closed.values()]
+    results = {
+        "recipe": "groot_kit.train.pretrain.pretrain_tiny", "command": "python scripts/pretrain_tiny.py",
+        "config": dataclasses.asdict(cfg), "data": data, "train": train_info,
+        "train_curve": [{k: h[k] for k in ("step", "loss", "lr") if k in h} for h in history],
+        "closed_loop": closed, "open_loop": open_,
+        "mean_success_rate": float(np.mean(rates)) if rates else None,
+        "total_seconds": round(total, 1), "checkpoint": cfg.checkpoint_dir,
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                    "torch_threads": __import__("torch").get_num_threads()},
+    }
+    if cfg.results_file:
+        Path(cfg.results_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(cfg.results_file).write_text(json.dumps(results, indent=1) + "\n")
+    log(f"done in {total / 60:.1f} min")
+    results["policy"] = policy
+    return results
+
+
+def _checkpoint_readme(cfg: PretrainConfig, info: dict) -> str:
+    return (f"# tiny_base\n\nBase checkpoint of the tiny pretraining recipe (`python scripts/pretrain_tiny.py`, "
+            f"`groot_kit.train.pretrain`).\n\n- embodiments: {', '.join(cfg.embodiments)} (one processor each, "
+            f"`policy.get_processor(name)`)\n- task variant: `{cfg.task}` with {cfg.num_cubes} cube(s), "
+            f"{cfg.num_views} camera views, 64 px\n- tiers: synthetic (scripted expert, domain randomised), "
+            f"teleop (simulated operator), video (IDM pseudo-labels, so100)\n- {info['steps']} steps, batch "
+            f"{info['batch_size']}, {info['seconds']} s on a 2-core CPU; final loss {info['final_loss']:.4f}\n\n"
+            f"Results: `benchmarks/results/pretrain_tiny.json`.\n")
+
+
+def clean(cfg: PretrainConfig) -> None:
+    """Remove the recipe's working folder (datasets and training run)."""
+    shutil.rmtree(cfg.output_dir, ignore_errors=True)

@@ -38,7 +38,7 @@ import torch
 
 from groot_kit.train import lora as L
 
-DEFAULT_TASK = "pick_place"
+DEFAULT_TASK = "reach"   # the tiny base is pretrained on reach with one cube (see groot_kit.train.pretrain)
 EVAL_SEED_OFFSET = 100_000  # evaluation scenes never coincide with demo scenes
 
 
@@ -81,24 +81,62 @@ def build_arm(spec, out_dir: str | os.PathLike, slot_id: int):
     return write_custom_arm(as_arm_spec(spec), Path(out_dir), slot_id=slot_id, register=False)
 
 
+def expert_episodes(embodiment_dir, task: str, n: int, image_size: int = 64, seed: int = 0, num_cubes: int = 1,
+                    hold_seconds: float = 0.3, stats: dict | None = None):
+    """Yield `n` successful, domain-randomised scripted-expert episodes (EpisodeData, tier synthetic).
+    The expert holds the goal pose `hold_seconds` after success (as in the tiny pretraining recipe),
+    so chunks near the goal teach the policy to stop there."""
+    from groot_kit.data import from_sim_episode
+    from groot_kit.sim import make_env, make_expert, rollout
+    env = make_env(str(embodiment_dir), task, image_size=image_size, seed=seed, num_cubes=num_cubes)
+    hold = int(round(hold_seconds * env.spec_e.control_hz))
+    made, k = 0, 0
+    try:
+        while made < n and k < 3 * n + 5:
+            s = seed + k
+            k += 1
+            ep = rollout(env, make_expert(env), seed=s, tier="synthetic", extra_steps_after_success=hold)
+            if not ep.success:
+                continue
+            made += 1
+            yield from_sim_episode(ep, tier="synthetic", provenance={
+                "source": "scripted_expert", "embodiment": env.spec_e.name, "task": task, "seed": s,
+                "num_cubes": num_cubes, "domain_randomization": True})
+    finally:
+        env.close()
+        if stats is not None:
+            stats.update(tried=k, kept=made)
+    if made < n:
+        raise RuntimeError(f"the scripted expert succeeded on only {made} of {k} scenes for this arm; the arm may "
+                           "not reach the table workspace. Fix: change link_lengths / joint_limits")
+
+
 def record_demos(embodiment_dir: str | os.PathLike, task: str, num_demos: int, out_dir: str | os.PathLike,
-                 image_size: int = 64, seed: int = 0, reuse: bool = True) -> dict:
-    """Record `num_demos` successful scripted-expert demos (reused if the folder already holds the
-    same request). Returns {"path", "episodes", "frames", "seconds", "reused"}."""
-    from groot_kit.data.sim_data import record_sim_dataset
+                 image_size: int = 64, seed: int = 0, num_cubes: int = 1, hold_seconds: float = 0.3,
+                 reuse: bool = True) -> dict:
+    """Record `num_demos` successful scripted-expert demos as a LeRobot v3.0 dataset (reused if the
+    folder already holds the same request). Returns {"path", "episodes", "frames", "seconds", "reused"}."""
+    from groot_kit.data import write_dataset
+    from groot_kit.data.sim_data import modality_for
+    from groot_kit.embodiment import load_embodiment
     out_dir = Path(out_dir)
     want = {"embodiment": str(Path(embodiment_dir).resolve()), "task": task, "num_demos": int(num_demos),
-            "image_size": int(image_size), "seed": int(seed)}
+            "image_size": int(image_size), "seed": int(seed), "num_cubes": int(num_cubes),
+            "hold_seconds": float(hold_seconds)}
     stamp = out_dir.parent / f".{out_dir.name}.request.json"
     if reuse and out_dir.exists() and stamp.exists() and json.loads(stamp.read_text()) == want:
         return {"path": str(out_dir), "episodes": num_demos, "frames": None, "seconds": 0.0, "reused": True}
-    if num_demos < 1:
-        raise ValueError(f"num_demos={num_demos}: record at least one demonstration")
-    r = record_sim_dataset(out_dir, str(embodiment_dir), task, num_demos, image_size=image_size, seed=seed,
-                           overwrite=True, only_success=True)
+    if not isinstance(num_demos, int) or num_demos < 1:
+        raise ValueError(f"num_demos={num_demos!r}: record at least one demonstration")
+    spec = load_embodiment(str(embodiment_dir))
+    t0 = time.perf_counter()
+    st: dict = {}
+    eps = expert_episodes(embodiment_dir, task, num_demos, image_size, seed, num_cubes, hold_seconds, st)
+    write_dataset(eps, out_dir, modality_for(spec), fps=int(spec.control_hz), robot_type=spec.name,
+                  embodiment=spec.name, embodiment_id=spec.slot_id, overwrite=True)
     stamp.write_text(json.dumps(want))
-    r.update(episodes=num_demos, reused=False)
-    return r
+    return {"path": str(out_dir), "episodes": num_demos, "tried": st.get("tried"), "reused": False,
+            "seconds": time.perf_counter() - t0}
 
 
 def load_demo_dataset(demos_dir, embodiment_dir, policy, episodes: list[int] | None = None):
@@ -112,9 +150,10 @@ def load_demo_dataset(demos_dir, embodiment_dir, policy, episodes: list[int] | N
 
 # --------------------------------------------------------------------------- closed loop
 class PolicyActor:
-    """obs (GrootSimEnv dict) -> action: predicts a chunk every `n_action_steps` and executes it."""
+    """obs (GrootSimEnv dict) -> action: predicts a chunk of H and executes its first
+    `n_action_steps` (receding horizon, 8 of 16 as in the pretraining evaluation)."""
 
-    def __init__(self, policy, processor, env, n_action_steps: int | None = None, num_steps: int | None = None,
+    def __init__(self, policy, processor, env, n_action_steps: int | None = 8, num_steps: int | None = None,
                  seed: int = 0):
         self.policy, self.proc, self.env = policy.eval(), processor, env
         self.n = n_action_steps or policy.config.action_head.action_horizon
@@ -152,7 +191,7 @@ class PolicyActor:
 
 def evaluate_closed_loop(policy, embodiment, task: str = DEFAULT_TASK, n_episodes: int = 10, seed: int = 0,
                          processor=None, video_episodes: int = 1, video_size: int = 160,
-                         n_action_steps: int | None = None, max_steps: int | None = None,
+                         n_action_steps: int | None = 8, max_steps: int | None = None, num_cubes: int = 1,
                          progress: Callable[[int, bool], None] | None = None) -> dict:
     """Closed-loop success rate in MuJoCo on scenes never used for demos.
 
@@ -161,7 +200,8 @@ def evaluate_closed_loop(policy, embodiment, task: str = DEFAULT_TASK, n_episode
     from groot_kit.sim import make_env
     from groot_kit.sim.rollout import rollout
     proc = processor or policy.get_processor(_embodiment_name(embodiment))
-    env = make_env(str(embodiment), task, image_size=policy.config.vlm.vision.image_size, seed=seed)
+    env = make_env(str(embodiment), task, image_size=policy.config.vlm.vision.image_size, seed=seed,
+                   num_cubes=num_cubes)
     successes, lengths, seeds, videos = [], [], [], []
     try:
         for i in range(n_episodes):
@@ -225,6 +265,7 @@ def finetune(arm_spec=None, num_demos: int = 20, rank: int = 8, alpha: float = 1
              callbacks: list[Callable[[int, dict], None]] | None = None, *, task: str = DEFAULT_TASK,
              batch_size: int = 16, slot_id: int | None = None, init_from: int | str = "mean",
              lora_dropout: float = 0.0, eval_episodes: int = 10, video_episodes: int = 1, preset: str = "tiny",
+             num_cubes: int = 1, hold_seconds: float = 0.3, replan_every: int = 8,
              demos_dir: str | os.PathLike | None = None, demo_episodes: list[int] | None = None,
              save_merged: bool = True, resume: bool = True, log_every: int = 10, progress: bool = False,
              on_stage: Callable[[str, dict], None] | None = None, policy=None) -> FinetuneResult:
@@ -274,7 +315,8 @@ def finetune(arm_spec=None, num_demos: int = 20, rank: int = 8, alpha: float = 1
     t = time.perf_counter()
     image_size = policy.config.vlm.vision.image_size
     if demos_dir is None:
-        demo_info = record_demos(emb_dir, task, num_demos, out / "demos", image_size=image_size, seed=seed)
+        demo_info = record_demos(emb_dir, task, num_demos, out / "demos", image_size=image_size, seed=seed,
+                                 num_cubes=num_cubes, hold_seconds=hold_seconds)
         demos_path = Path(demo_info["path"])
     else:
         demos_path, demo_info = Path(demos_dir), {"path": str(demos_dir), "reused": True}
@@ -331,13 +373,14 @@ def finetune(arm_spec=None, num_demos: int = 20, rank: int = 8, alpha: float = 1
     if eval_episodes > 0:
         _stage(on_stage, "eval", episodes=eval_episodes)
         t = time.perf_counter()
-        ev = evaluate_closed_loop(policy, emb_dir, task, eval_episodes, seed=seed, video_episodes=video_episodes)
+        ev = evaluate_closed_loop(policy, emb_dir, task, eval_episodes, seed=seed, video_episodes=video_episodes,
+                                  n_action_steps=replan_every, num_cubes=num_cubes)
         timings["eval_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     losses = [r["loss"] for r in history if "loss" in r]
     metrics = {
         "arm": dataclasses.asdict(spec), "slot_id": slot, "init_from": init_from, "init_sources": src,
-        "task": task, "num_demos": num_demos, "demo_frames": len(ds), "rank": rank, "alpha": alpha, "lr": lr,
+        "task": task, "num_cubes": num_cubes, "num_demos": num_demos, "demo_frames": len(ds), "rank": rank, "alpha": alpha, "lr": lr,
         "steps": steps, "targets": targets if isinstance(targets, str) else list(targets), "seed": seed,
         "base_checkpoint": str(base_checkpoint) if base_checkpoint else None, "trainable": counts,
         "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None,
@@ -366,6 +409,7 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-gripper", action="store_true", help="arm without gripper (reach task only)")
     g.add_argument("--arm-name", default="my_arm")
     g.add_argument("--task", default=DEFAULT_TASK, choices=["pick_place", "reach"])
+    g.add_argument("--num-cubes", type=int, default=1, help="cubes on the table (the tiny base was pretrained with 1)")
     g = p.add_argument_group("data and model")
     g.add_argument("--num-demos", type=int, default=20)
     g.add_argument("--base-checkpoint", help="pretrained GrootPolicy folder (omit: random tiny base, for smoke tests)")
@@ -407,7 +451,7 @@ def run_finetune(args: argparse.Namespace) -> dict:
                    targets=args.targets, seed=args.seed, output_dir=args.output_dir,
                    base_checkpoint=args.base_checkpoint, task=args.task, batch_size=args.batch_size,
                    slot_id=args.slot_id, init_from=init_from, lora_dropout=args.lora_dropout,
-                   eval_episodes=args.eval_episodes, preset=args.preset, save_merged=not args.no_merged,
+                   eval_episodes=args.eval_episodes, num_cubes=args.num_cubes, preset=args.preset, save_merged=not args.no_merged,
                    resume=not args.no_resume, progress=True)
     summary = {k: v for k, v in res.metrics.items() if k not in ("successes",)}
     print(json.dumps(summary, indent=2, default=str))

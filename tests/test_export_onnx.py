@@ -129,6 +129,13 @@ def test_baked_embodiment_slot(tiny, tmp_path):
     assert np.abs(got - ref).max() <= ATOL
 
 
+def test_torchscript_exporter_option(tiny, tmp_path):
+    rep = export_policy(tiny, tmp_path, modules=["connector", "policy"], exporter="torchscript")
+    assert rep["exporter"] == "torchscript"
+    for n, m in rep["modules"].items():
+        assert m["parity"]["ok"], (n, m["parity"])
+
+
 def test_export_from_checkpoint_dir(tiny, tmp_path):
     ckpt = tiny.save_pretrained(tmp_path / "ckpt")
     rep = export_policy(ckpt, tmp_path / "onnx", modules=["state_encoder"])
@@ -140,6 +147,8 @@ def test_bad_requests(tiny, tmp_path):
         export_policy(tiny, tmp_path, modules=["vl_adapter"])
     with pytest.raises(ExportError, match="opset"):
         export_policy(tiny, tmp_path, modules=["dit"], opset=13)
+    with pytest.raises(ExportError, match="exporter must be"):
+        export_policy(tiny, tmp_path, modules=["dit"], exporter="jit")
     with pytest.raises(ExportError, match="embodiment_slot=99"):
         export_policy(tiny, tmp_path, modules=["system1"], embodiment_slot=99)
 

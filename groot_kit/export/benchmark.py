@@ -4,7 +4,8 @@
 wrapper module in eager PyTorch (same inputs), for each thread count, and also the reference
 eager paths the runtime actually uses (`action_head.sample` for a System-1 chunk and
 `predict_action_chunk` for a whole chunk). Timings are medians over `repeats` calls after
-`warmup` calls, in milliseconds.
+`warmup` calls, in milliseconds (minimums are reported too: on a shared machine the median of a
+2-thread run mostly measures the other processes).
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def benchmark_deploy(policy, onnx_dir: str | Path, threads: Iterable[int] = (1, 
                 ort_t = time_fn(lambda: sess.run(None, feed), repeats, warmup)
                 rows.append({"module": label, "threads": int(th), "batch": batch_size,
                              "eager_ms": eager["median_ms"], "ort_ms": ort_t["median_ms"],
-                             "speedup": eager["median_ms"] / ort_t["median_ms"]})
+                             "speedup": eager["median_ms"] / ort_t["median_ms"],
+                             "eager_min_ms": eager["min_ms"], "ort_min_ms": ort_t["min_ms"]})
             # the reference eager paths (what GrootPolicy itself runs)
             from groot_kit.model.policy import dummy_batch
             b = dummy_batch(policy, batch_size)
@@ -91,7 +93,8 @@ def benchmark_deploy(policy, onnx_dir: str | Path, threads: Iterable[int] = (1, 
                 ort_row = next((r for r in rows if r["module"] == graph and r["threads"] == th), None)
                 rows.append({"module": label, "threads": int(th), "batch": batch_size, "eager_ms": ref["median_ms"],
                              "ort_ms": ort_row["ort_ms"] if ort_row else float("nan"),
-                             "speedup": ref["median_ms"] / ort_row["ort_ms"] if ort_row else float("nan")})
+                             "speedup": ref["median_ms"] / ort_row["ort_ms"] if ort_row else float("nan"),
+                             "eager_min_ms": ref["min_ms"], "ort_min_ms": ort_row["ort_min_ms"] if ort_row else float("nan")})
     finally:
         torch.set_num_threads(old_threads)
     goal = {}
@@ -114,9 +117,11 @@ def _ort_version() -> str:
 
 def format_table(result: dict[str, Any]) -> str:
     """Plain-text table of `benchmark_deploy` rows."""
-    lines = [f"{'module':38s} {'thr':>3s} {'eager ms':>10s} {'ORT ms':>10s} {'speedup':>8s}"]
+    lines = [f"{'module':38s} {'thr':>3s} {'eager ms':>10s} {'ORT ms':>10s} {'speedup':>8s} "
+             f"{'eager min':>10s} {'ORT min':>10s}"]
     for r in result["rows"]:
-        lines.append(f"{r['module']:38s} {r['threads']:3d} {r['eager_ms']:10.3f} {r['ort_ms']:10.3f} {r['speedup']:7.2f}x")
+        lines.append(f"{r['module']:38s} {r['threads']:3d} {r['eager_ms']:10.3f} {r['ort_ms']:10.3f} {r['speedup']:7.2f}x "
+                     f"{r['eager_min_ms']:10.3f} {r['ort_min_ms']:10.3f}")
     for th, g in result.get("system1_chunk_speedup", {}).items():
         lines.append(f"System 1 chunk (K={result['num_steps']}), {th} thread(s): eager {g['eager_ms']:.2f} ms, "
                      f"ORT {g['ort_ms']:.2f} ms ({g['speedup']:.2f}x), best ORT {g['best_ort_ms']:.2f} ms "

@@ -138,7 +138,8 @@ class TrtGraph:
         self.trt = trt
         self.logger = trt.Logger(trt.Logger.WARNING)
         with open(engine_path, "rb") as f:
-            self.engine = trt.Runtime(self.logger).deserialize_cuda_engine(f.read())
+            self.runtime = trt.Runtime(self.logger)     # must outlive the engine
+            self.engine = self.runtime.deserialize_cuda_engine(f.read())
         if self.engine is None:
             raise BundleError(f"could not deserialize {engine_path}; engines are specific to the TensorRT version "
                               "and GPU that built them: rebuild with build_engines.sh on this device")

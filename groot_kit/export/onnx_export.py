@@ -96,15 +96,23 @@ class VisionGraph(nn.Module):
         return self.tower((pixel_values - SIGLIP_MEAN) / SIGLIP_STD)
 
 
+def pixel_shuffle_static(x: torch.Tensor, side: int) -> torch.Tensor:
+    """`groot_kit.model.vlm.pixel_shuffle` with the patch grid side known statically (traceable by
+    both exporters): [N, side*side, C] -> [N, side*side/4, 4C], same channel order."""
+    C = x.shape[-1]
+    x = x.reshape(-1, side // 2, 2, side // 2, 2, C).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, (side // 2) ** 2, 4 * C)
+
+
 class ConnectorGraph(nn.Module):
     def __init__(self, policy):
         super().__init__()
         self.shuffle = policy.config.vlm.pixel_shuffle
+        self.side = policy.config.vlm.vision.patches_per_side
         self.mlp1 = policy.backbone.eagle.mlp1
 
     def forward(self, patch_features: torch.Tensor) -> torch.Tensor:
-        from groot_kit.model.vlm import pixel_shuffle
-        x = pixel_shuffle(patch_features) if self.shuffle else patch_features
+        x = pixel_shuffle_static(patch_features, self.side) if self.shuffle else patch_features
         return self.mlp1(x)
 
 
@@ -171,11 +179,17 @@ class System2Graph(nn.Module):
         super().__init__()
         self.backbone = policy.backbone
         self.image_token_id = int(policy.image_token_id)
+        self.vision = VisionGraph(policy)
+        self.connector = ConnectorGraph(policy)
+        vcfg = policy.config.vlm
+        self.num_image_tokens = vcfg.num_views * vcfg.image_tokens_per_view
 
     def forward(self, pixel_values, input_ids, attention_mask):
         eagle = self.backbone.eagle
         embeds = eagle.language_model.model.embed_tokens(input_ids)
-        img = eagle.image_features(pixel_values).to(embeds.dtype)           # [B, V*n, D]
+        S = pixel_values.shape[-1]
+        feats = self.connector(self.vision(pixel_values.reshape(-1, 3, S, S)))   # EagleModel.image_features
+        img = feats.reshape(-1, self.num_image_tokens, feats.shape[-1]).to(embeds.dtype)   # [B, V*n, D]
         is_img = input_ids == self.image_token_id                            # [B, T]
         idx = (torch.cumsum(is_img.to(torch.int64), dim=1) - 1).clamp(min=0)
         idx = idx.clamp(max=img.shape[1] - 1)

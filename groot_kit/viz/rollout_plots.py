@@ -1,0 +1,145 @@
+"""Plotly figures for evaluation and closed-loop rollouts (notebooks 03 and 05 part 2).
+
+    from groot_kit.viz import rollout_plots as rp
+    res = rp.closed_loop_section("data_samples/checkpoints/tiny_base", ["so100"], n_episodes=2)
+    res["figures"]["success"].show(); res["figures"]["video"].show()
+
+Every figure function takes plain dicts / arrays (the results of ``groot_kit.train.evaluate``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+
+def frames_animation(frames: np.ndarray, fps: float = 10.0, title: str = "", max_frames: int = 120,
+                     height: int | None = None) -> go.Figure:
+    """uint8 [T, H, W, 3] -> a plotly animation with play button and slider (every k-th frame)."""
+    T = len(frames)
+    step = max(1, int(np.ceil(T / max_frames)))
+    idx = list(range(0, T, step))
+    if idx[-1] != T - 1:
+        idx.append(T - 1)
+    fig = go.Figure(data=[go.Image(z=frames[idx[0]])],
+                    frames=[go.Frame(data=[go.Image(z=frames[i])], name=str(i)) for i in idx])
+    dur = int(1000 * step / max(fps, 1e-6))
+    fig.update_layout(
+        title=title, height=height or min(600, frames.shape[1] + 160), margin=dict(l=10, r=10, t=40, b=10),
+        xaxis=dict(visible=False), yaxis=dict(visible=False),
+        updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.02, xanchor="left", yanchor="top",
+                          buttons=[dict(label="play", method="animate",
+                                        args=[None, dict(frame=dict(duration=dur, redraw=True), fromcurrent=True)]),
+                                   dict(label="pause", method="animate",
+                                        args=[[None], dict(frame=dict(duration=0), mode="immediate")])])],
+        sliders=[dict(steps=[dict(method="animate", label=str(i),
+                                  args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
+                             for i in idx], x=0.15, len=0.85, y=-0.02, currentvalue=dict(prefix="step "))])
+    return fig
+
+
+def success_figure(results: Mapping[str, Mapping[str, Any]], title: str = "Closed-loop success",
+                   goal: float | None = 0.8) -> go.Figure:
+    """Bar per embodiment of success rate (``{name: evaluate_closed_loop result}``) with n on top."""
+    names = list(results)
+    rates = [100 * results[n]["success_rate"] for n in names]
+    text = [f"{results[n]['successes']}/{results[n]['n_episodes']}" for n in names]
+    fig = go.Figure(go.Bar(x=names, y=rates, text=text, textposition="outside", marker_color="#00CC96"))
+    if goal is not None:
+        fig.add_hline(y=100 * goal, line=dict(dash="dash", color="gray"), annotation_text=f"goal {goal:.0%}")
+    fig.update_layout(title=title, yaxis=dict(title="success (%)", range=[0, 110]), height=360)
+    return fig
+
+
+def episode_outcomes_figure(result: Mapping[str, Any], title: str | None = None) -> go.Figure:
+    """Steps per episode coloured by success (one closed-loop result)."""
+    eps = result["episodes"]
+    fig = go.Figure(go.Bar(x=[str(e["seed"]) for e in eps], y=[e["steps"] for e in eps],
+                           marker_color=["#00CC96" if e["success"] else "#EF553B" for e in eps],
+                           text=["ok" if e["success"] else "fail" for e in eps], textposition="outside"))
+    fig.update_layout(title=title or f"{result['embodiment']} / {result['task']}: steps per episode (green = success)",
+                      xaxis_title="seed", yaxis_title="control steps", height=320)
+    return fig
+
+
+def subtask_timeline_figure(episode: Mapping[str, Any], replan_every: int = 8,
+                            title: str = "System 2's sub-task at each query") -> go.Figure:
+    """What System 2 said at each chunk query of one episode (``episode['subtasks']``)."""
+    subs = list(episode.get("subtasks") or [])
+    if not subs:
+        fig = go.Figure()
+        fig.add_annotation(text="policy not co-trained for sub-tasks (subtask_loss_weight = 0)", showarrow=False)
+        return fig.update_layout(title=title, height=200)
+    names = sorted(set(subs), key=subs.index)
+    t = [i * replan_every for i in range(len(subs))]
+    fig = go.Figure(go.Scatter(x=t, y=subs, mode="markers+lines", line_shape="hv",
+                               marker=dict(size=9)))
+    fig.update_layout(title=title, xaxis_title="control step", yaxis=dict(categoryorder="array", categoryarray=names),
+                      height=260)
+    return fig
+
+
+def training_curve_widget(title: str = "Training loss (live)"):
+    """A FigureWidget with loss / sub-task loss traces and a ``callback(step, row)`` that appends to it."""
+    fig = go.FigureWidget()
+    fig.add_scatter(x=[], y=[], name="loss (flow + sub-task)", mode="lines")
+    fig.add_scatter(x=[], y=[], name="sub-task loss", mode="lines")
+    fig.update_layout(title=title, xaxis_title="step", yaxis=dict(title="loss", type="log"), height=340)
+
+    def callback(step: int, row: dict) -> None:
+        with fig.batch_update():
+            fig.data[0].x = tuple(fig.data[0].x) + (step,)
+            fig.data[0].y = tuple(fig.data[0].y) + (row["loss"],)
+            if "subtask_loss" in row:
+                fig.data[1].x = tuple(fig.data[1].x) + (step,)
+                fig.data[1].y = tuple(fig.data[1].y) + (row["subtask_loss"],)
+    return fig, callback
+
+
+def data_mixture_figure(datasets: Sequence[Mapping[str, Any]], title: str = "Pretraining mixture (frames)") -> go.Figure:
+    """Stacked bars: frames per embodiment, split by pyramid tier (rows of generate_pretrain_data)."""
+    embs = sorted({d["embodiment"] for d in datasets})
+    fig = go.Figure()
+    colors = {"teleop": "#AB63FA", "synthetic": "#636EFA", "video": "#FFA15A"}
+    for tier in ("teleop", "synthetic", "video"):
+        ys = [sum(d["frames"] for d in datasets if d["embodiment"] == e and d["tier"] == tier and d.get("role") != "eval")
+              for e in embs]
+        if any(ys):
+            fig.add_bar(x=embs, y=ys, name=tier, marker_color=colors[tier])
+    fig.update_layout(barmode="stack", title=title, yaxis_title="frames", height=340)
+    return fig
+
+
+def closed_loop_section(checkpoint: str | Path = "data_samples/checkpoints/tiny_base",
+                        embodiments: Sequence[str] | None = None, task: str = "reach", n_episodes: int = 2,
+                        seed: int = 200_000, num_cubes: int = 1, replan_every: int = 8,
+                        video_dir: str | Path | None = None, policy=None) -> dict[str, Any]:
+    """Notebook 05 part 2: the pretrained base policy in closed loop on each of its embodiments.
+
+    Returns ``{"results": {emb: result}, "figures": {"success", "video" (first episode of the first
+    embodiment, annotated with System 2's sub-task), "timeline", "outcomes": {emb: fig}}, "metrics"}``.
+    """
+    from groot_kit.model.policy import GrootPolicy
+    from groot_kit.train.evaluate import evaluate_closed_loop, strip_arrays
+
+    policy = policy or GrootPolicy.from_pretrained(checkpoint)
+    embodiments = list(embodiments or policy.normalization.get("processors", {}))
+    results = {}
+    for emb in embodiments:
+        results[emb] = evaluate_closed_loop(policy, emb, task, n_episodes, seed=seed, replan_every=replan_every,
+                                            env_kwargs={"num_cubes": num_cubes}, keep_frames=True,
+                                            video_dir=video_dir)
+    first = results[embodiments[0]]["episodes"][0]
+    figs = {"success": success_figure(results, title=f"Closed-loop success, {task} ({n_episodes} episodes each)"),
+            "video": frames_animation(first["frames"], fps=10,
+                                      title=f"{embodiments[0]}: {first['instruction']} "
+                                            f"({'success' if first['success'] else 'failure'})"),
+            "timeline": subtask_timeline_figure(first, replan_every),
+            "outcomes": {e: episode_outcomes_figure(r) for e, r in results.items()}}
+    metrics = {e: {"success_rate": r["success_rate"], "successes": r["successes"], "n_episodes": r["n_episodes"]}
+               for e, r in results.items()}
+    return {"results": {e: strip_arrays(r) for e, r in results.items()}, "raw": results, "figures": figs,
+            "metrics": metrics}

@@ -250,3 +250,15 @@ def test_benchmark_smoke(tiny, tiny_export):
     assert all(r["ort_ms"] > 0 and r["eager_ms"] > 0 for r in res["rows"])
     assert "1" in res["system1_chunk_speedup"]
     assert "System 1 chunk" in format_table(res)
+
+
+def test_cli_export_and_bundle_errors(tmp_path, capsys):
+    from groot_kit.export.cli import main
+    assert main(["export", "tiny", str(tmp_path / "o"), "--modules", "state_encoder", "action_decoder"]) == 0
+    rep = json.loads((tmp_path / "o" / "parity.json").read_text())
+    assert rep["all_ok"] and set(rep["modules"]) == {"state_encoder", "action_decoder"}
+    from groot_kit.export import tensorrt_available
+    if not tensorrt_available()[0]:
+        assert main(["bundle", "tiny", str(tmp_path / "b"), "--build-engines"]) == 2
+        assert "build_engines.sh" in capsys.readouterr().err
+        assert not (tmp_path / "b").exists()

@@ -1,6 +1,7 @@
 """`groot-kit export` / `groot-kit bundle` subcommands.
 
-groot_kit/cli.py wires them with `add_export_commands(subparsers)`; also runnable alone as
+groot_kit/cli.py wires them with `add_export_commands(sub)` (sets both `func` and `fn` defaults); also
+runnable alone as
 `python -m groot_kit.export {export,bundle} ...`.
 """
 
@@ -20,7 +21,7 @@ def add_export_commands(sub) -> None:
     p.add_argument("--num-steps", type=int, default=None, help="Euler steps unrolled in system1/policy")
     p.add_argument("--embodiment-slot", type=int, default=None, help="bake one embodiment slot into System 1")
     p.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo")
-    p.set_defaults(func=_cmd_export)
+    p.set_defaults(func=_cmd_export, fn=_cmd_export)
     b = sub.add_parser("bundle", help="write a Jetson AGX deployment bundle (ONNX + build_engines.sh + runtime.py)")
     b.add_argument("checkpoint")
     b.add_argument("out_dir")
@@ -30,7 +31,7 @@ def add_export_commands(sub) -> None:
     b.add_argument("--embodiment-slot", type=int, default=None)
     b.add_argument("--instruction", action="append", default=None, help="pre-tokenize this instruction (repeatable)")
     b.add_argument("--build-engines", action="store_true", help="also build TensorRT engines here (needs tensorrt)")
-    b.set_defaults(func=_cmd_bundle)
+    b.set_defaults(func=_cmd_bundle, fn=_cmd_bundle)
 
 
 def _policy(arg: str):
@@ -53,6 +54,13 @@ def _cmd_export(a) -> int:
 
 def _cmd_bundle(a) -> int:
     from groot_kit.export.jetson import DEFAULT_INSTRUCTIONS, RUNTIME_GRAPHS, export_jetson_bundle
+    if a.build_engines:
+        from groot_kit.export.tensorrt import tensorrt_available
+        ok, why = tensorrt_available()
+        if not ok:
+            print(f"bundle --build-engines: {why}. Drop --build-engines and run build_engines.sh on the Jetson.",
+                  file=sys.stderr)
+            return 2
     rep = export_jetson_bundle(_policy(a.checkpoint), a.out_dir, modules="all" if a.all_modules else RUNTIME_GRAPHS,
                                max_batch=a.max_batch, fp16=not a.fp32, embodiment_slot=a.embodiment_slot,
                                instructions=a.instruction or DEFAULT_INSTRUCTIONS, build_engines=a.build_engines)

@@ -51,7 +51,7 @@ MODULES_N1 = ("vision", "connector", "lm", "state_encoder", "action_encoder", "d
 MODULES_N1_5 = MODULES_N1[:7] + ("vl_adapter",) + MODULES_N1[7:]
 
 
-class ExportError(RuntimeError):
+class ExportError(ValueError):
     """An export request is invalid or an exported graph does not match PyTorch."""
 
 

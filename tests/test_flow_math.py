@@ -180,17 +180,18 @@ def test_tiny_policy_overfits_one_batch_on_cpu():
     opt = torch.optim.AdamW(p.parameters(), lr=3e-3, betas=(0.95, 0.999), weight_decay=0.0)
     steps = 800
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
-    t0 = time.perf_counter()
+    # CPU time of this process (one thread), so a busy machine does not fail the test.
+    t0 = time.process_time()
     for _ in range(steps):
         loss, _ = p(batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
-    elapsed = time.perf_counter() - t0
+    elapsed = time.process_time() - t0
     end_loss = eval_loss()
     assert end_loss < start_loss / 10, (start_loss, end_loss)
-    assert elapsed < 60, f"overfitting took {elapsed:.1f}s on one core"
+    assert elapsed < 60, f"overfitting took {elapsed:.1f} s of CPU time on one core"
 
 
 def test_save_load_round_trip_is_bit_identical(tiny_policy, tmp_path):

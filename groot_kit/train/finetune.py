@@ -122,7 +122,7 @@ def record_demos(embodiment_dir: str | os.PathLike, task: str, num_demos: int, o
     out_dir = Path(out_dir)
     want = {"embodiment": str(Path(embodiment_dir).resolve()), "task": task, "num_demos": int(num_demos),
             "image_size": int(image_size), "seed": int(seed), "num_cubes": int(num_cubes),
-            "hold_seconds": float(hold_seconds)}
+            "hold_seconds": float(hold_seconds), "robot": _folder_hash(embodiment_dir)}
     stamp = out_dir.parent / f".{out_dir.name}.request.json"
     if reuse and out_dir.exists() and stamp.exists() and json.loads(stamp.read_text()) == want:
         return {"path": str(out_dir), "episodes": num_demos, "frames": None, "seconds": 0.0, "reused": True}
@@ -137,6 +137,16 @@ def record_demos(embodiment_dir: str | os.PathLike, task: str, num_demos: int, o
     stamp.write_text(json.dumps(want))
     return {"path": str(out_dir), "episodes": num_demos, "tried": st.get("tried"), "reused": False,
             "seconds": time.perf_counter() - t0}
+
+
+def _folder_hash(folder) -> str:
+    """Content hash of an embodiment folder's yaml + MJCF (a changed arm invalidates its demos)."""
+    import hashlib
+    h = hashlib.sha256()
+    for f in sorted(Path(folder).glob("*")):
+        if f.suffix in (".yaml", ".xml", ".json") and f.is_file():
+            h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def load_demo_dataset(demos_dir, embodiment_dir, policy, episodes: list[int] | None = None):

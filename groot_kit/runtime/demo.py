@@ -64,16 +64,27 @@ def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", sec
                     mode: str = "ensemble", replan_every: int | None = 4, system2_hz: float = 10.0,
                     checkpoint: str | None = None, policy=None, seed: int = 0, realtime: bool = True,
                     ensemble_decay: float = 0.1, num_steps: int | None = None, lookahead: int | None = None,
-                    torch_threads: int | None = 1) -> dict:
-    """Run the runtime in MuJoCo for `seconds` of wall-clock time; returns timing + smoothness stats."""
+                    torch_threads: int | None = 1, render_in: str = "system2") -> dict:
+    """Run the runtime in MuJoCo for `seconds` of wall-clock time; returns timing + smoothness stats.
+
+    render_in="system2" (default): the control tick only snapshots qpos/mocap (about a microsecond);
+    the System 2 thread renders the cameras from that snapshot with its own MjData and GL context,
+    then encodes. render_in="control": the control tick renders at the System 2 rate (the old
+    behaviour; a few ms every `control_hz / system2_hz` ticks).
+    """
+    import mujoco
+
     from groot_kit.model.policy import GrootPolicy
     from groot_kit.sim import make_env
+    if render_in not in ("system2", "control"):
+        raise ValueError("render_in must be 'system2' or 'control'")
     if policy is None:
         torch.manual_seed(seed)
         policy = GrootPolicy.from_pretrained(checkpoint) if checkpoint else GrootPolicy("tiny")
     policy.eval()
     S = policy.config.vlm.vision.image_size
     env = make_env(embodiment, task, image_size=S, seed=seed, render=False)
+    s2_render: dict = {}          # System 2 thread's own renderer + MjData (GL context of that thread)
     try:
         spec = env.spec_e
         proc = embodiment_processor(spec, policy)
@@ -88,15 +99,42 @@ def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", sec
         cur = {"frames": {}, "instruction": info["instruction"], "tick": 0, "episodes": 1, "success": 0}
 
         def make_obs(flat_state: np.ndarray) -> dict:
-            if cur["tick"] % render_every == 0 or not cur["frames"]:
-                t0 = time.perf_counter()
-                cur["frames"] = {c: env.render_camera(c, S) for c in cams}
-                frame_ms.append((time.perf_counter() - t0) * 1e3)
-            obs = {f"video.{c}": f[None] for c, f in cur["frames"].items()}
+            obs = {}
+            if render_in == "control":
+                if cur["tick"] % render_every == 0 or not cur["frames"]:
+                    t0 = time.perf_counter()
+                    cur["frames"] = {c: env.render_camera(c, S) for c in cams}
+                    frame_ms.append((time.perf_counter() - t0) * 1e3)
+                obs.update({f"video.{c}": f[None] for c, f in cur["frames"].items()})
+            else:
+                d = env.data
+                obs["_sim"] = (d.qpos.copy(), d.mocap_pos.copy(), d.mocap_quat.copy())
             for k in state_keys:
                 obs[f"state.{k.name}"] = flat_state[None, k.start:k.end].astype(np.float32)
             obs[TASK_KEY] = [cur["instruction"]]
             return obs
+
+        def system2(obs: dict):
+            if "_sim" in obs:          # render here, in the System 2 thread, from the control tick's snapshot
+                if not s2_render:
+                    s2_render["data"] = mujoco.MjData(env.model)
+                    s2_render["renderer"] = mujoco.Renderer(env.model, S, S)
+                d, r = s2_render["data"], s2_render["renderer"]
+                t0 = time.perf_counter()
+                d.qpos[:], d.mocap_pos[:], d.mocap_quat[:] = obs["_sim"]
+                mujoco.mj_forward(env.model, d)
+                frames = {}
+                for c in cams:
+                    r.update_scene(d, camera=env.cam_ids[c])
+                    frames[f"video.{c}"] = r.render()[None]
+                frame_ms.append((time.perf_counter() - t0) * 1e3)
+                obs = {**{k: v for k, v in obs.items() if k != "_sim"}, **frames}
+            return systems.system2(obs)
+
+        def system2_teardown():      # runs in the System 2 thread: its GL context is current there
+            r = s2_render.pop("renderer", None)
+            if r is not None:
+                r.close()
 
         def env_step(a_norm: np.ndarray) -> dict:
             acts = proc.decode_action(torch.as_tensor(a_norm)[None, None])
@@ -109,9 +147,10 @@ def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", sec
                 cur["instruction"], cur["episodes"] = info["instruction"], cur["episodes"] + 1
             return make_obs(raw["state"])
 
-        rt = DualRateRuntime(systems.system2, systems.system1, control_hz=hz, system2_hz=system2_hz, mode=mode,
+        rt = DualRateRuntime(system2, systems.system1, control_hz=hz, system2_hz=system2_hz, mode=mode,
                              horizon=policy.config.action_head.action_horizon, replan_every=replan_every,
-                             ensemble_decay=ensemble_decay, lookahead=lookahead, torch_threads=torch_threads)
+                             ensemble_decay=ensemble_decay, lookahead=lookahead, torch_threads=torch_threads,
+                             system2_teardown=system2_teardown)
         first = make_obs(raw["state"])
         n = int(round(seconds * hz))
         t0 = time.perf_counter()
@@ -120,7 +159,7 @@ def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", sec
         stats.update(embodiment=spec.name, task=task, control_hz=hz, system2_hz_target=system2_hz, ticks=n,
                      wall_s=wall, sim_s=n / hz, realtime=realtime, episodes=cur["episodes"],
                      successes=cur["success"], render_p50_ms=float(np.median(frame_ms)) if frame_ms else None,
-                     policy=checkpoint or "tiny (random init)", threads_alive_after=rt.alive,
+                     render_in=render_in, policy=checkpoint or "tiny (random init)", threads_alive_after=rt.alive,
                      mujoco_gl=os.environ.get("MUJOCO_GL"))
         return stats
     finally:

@@ -393,13 +393,15 @@ class DualRateRuntime:
 
     lookahead: ticks before a chunk's due step at which it is requested (None = adapt to the
     measured System 1 latency). torch_threads: intra-op threads for each worker (see module doc;
-    None leaves torch's setting alone).
+    None leaves torch's setting alone). system2_teardown: called in the System 2 thread as it
+    exits, to release thread-affine resources System 2 created (e.g. a GL context for rendering).
     """
 
     def __init__(self, system2: Callable[[Any], Any], system1: Callable[[Any, Any], Any], *,
                  control_hz: float = 120.0, system2_hz: float = 10.0, mode: str = "ensemble",
                  horizon: int = 16, replan_every: int | None = None, ensemble_decay: float = 0.1,
-                 lookahead: int | None = None, torch_threads: int | None = 1):
+                 lookahead: int | None = None, torch_threads: int | None = 1,
+                 system2_teardown: Callable[[], None] | None = None):
         if control_hz <= 0 or system2_hz <= 0:
             raise ValueError("control_hz and system2_hz must be positive")
         if lookahead is not None and lookahead < 1:
@@ -409,6 +411,7 @@ class DualRateRuntime:
         self.executor = ChunkExecutor(mode, horizon, replan_every, ensemble_decay)
         self.prefetch = ChunkPrefetcher(self.executor)
         self.lookahead, self.torch_threads = lookahead, torch_threads
+        self.system2_teardown = system2_teardown
         self.observations = LatestSlot()
         self.features = LatestSlot()
         self.s2_stats = RateStats("system2", system2_hz)
@@ -457,6 +460,12 @@ class DualRateRuntime:
                 self._stop.wait(max(0.0, next_t - time.perf_counter()))
         except BaseException as e:  # surfaced by step()/start()
             self._s2_error = e
+        finally:
+            if self.system2_teardown is not None:
+                try:
+                    self.system2_teardown()
+                except BaseException as e:
+                    self._s2_error = self._s2_error or e
 
     def _system1_loop(self) -> None:
         try:

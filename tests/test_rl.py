@@ -92,7 +92,7 @@ def test_residual_ppo_improves_reward_on_mujoco_reach():
 
 
 def test_task_reward_and_features():
-    t = RLTask(RLTaskConfig(), seed=0)
+    t = RLTask(RLTaskConfig(goal_in_state=True), seed=0)
     try:
         t.reset(seed=3)
         base = t.current_action()
@@ -120,16 +120,16 @@ def test_rl_policy_checkpoint_roundtrip(tmp_path):
     actor = ActorCritic(RLTask(cfg).feature_dim, 6, hidden=16)
     with torch.no_grad():
         actor.pi[-1].bias.fill_(0.3)
-    pol = ResidualPolicy(FlowBase(bc, n_action_steps=4, seed=0), actor, 0.1, cfg)
+    pol = ResidualPolicy(FlowBase(bc, n_action_steps=4, seed=0), actor, 0.1, cfg, max_offset=0.5)
     path = pol.save_pretrained(tmp_path / "rl")
     loaded = ResidualPolicy.from_pretrained(path)
-    assert loaded.scale == 0.1 and loaded.task_cfg == cfg and isinstance(loaded.base, FlowBase)
+    assert loaded.scale == 0.1 and loaded.max_offset == 0.5 and loaded.task_cfg == cfg and isinstance(loaded.base, FlowBase)
     for k, v in actor.state_dict().items():
         assert torch.equal(v, loaded.actor.state_dict()[k])
     acts = []
     for p in (pol, loaded):
         p.base.gen.manual_seed(0)
-        p.base.reset(0)
+        p.reset(0)
         t = RLTask(cfg)
         t.reset(seed=5)
         acts.append(p.step_actions([t], [0])[0])

@@ -6,13 +6,17 @@ the flow policy itself is awkward and slow on a CPU. Instead a small Gaussian ML
 actor*) adds a per-step correction to whatever a *base* controller commands (Silver et al. 2018,
 "Residual Policy Learning"; Ankile et al. 2024 for chunked imitation policies):
 
-    a_t = base_t + scale * u_t,     u_t ~ N(mu(o_t), diag(sigma^2))
+    a_t = base_t + delta_t,   delta_t = clip(delta_{t-1} + scale * u_t),   u_t ~ N(mu(o_t), diag(sigma^2))
+
+The correction ``delta`` integrates the actor's outputs (it is reset at each episode start and is
+part of the actor's input), so the actor acts as a velocity command on top of the base and can
+hold a persistent offset where the base policy aims slightly wrong.
 
 * imitation + RL: ``base_t`` = the BC-trained GrootPolicy's chunk (System 2 once per chunk,
   System 1 Euler sampler, ``n_action_steps`` executed per chunk); ``mu``'s last layer starts at
   zero, so the initial policy *is* the imitation policy plus a little exploration noise.
-* RL from scratch: the same algorithm with ``base_t`` = the arm's current joint positions
-  (``HoldBase``), i.e. delta joint control with no prior.
+* RL from scratch: the same algorithm with ``base_t`` = the arm's joint positions at the start of
+  the episode (``HoldBase``), i.e. joint-velocity control with no prior.
 
 The actor and critic see privileged low-dimensional features (joint positions, end-effector and
 goal positions, the base's commanded offset): the RL part stays tiny and sample-efficient, while
@@ -67,7 +71,7 @@ class RLTaskConfig:
     num_cubes: int = 1               # cubes on the table (1 = no colour ambiguity)
     max_episode_steps: int = 60      # control steps per episode (reach: expert needs ~10-25)
     randomize: bool = True           # domain randomisation (cube pose, colours, lights, home jitter)
-    goal_in_state: bool = True       # append the privileged goal position as state key "goal"
+    goal_in_state: bool = False      # True: the base GrootPolicy also gets the goal as state key "goal"
     camera: str = "front"            # camera the base GrootPolicy sees
     image_size: int = 64             # rendered size (= the tiny preset's vision input)
     distance_weight: float = 2.0     # reward -= w * distance (m) each step
@@ -154,20 +158,22 @@ class RLTask:
         return obs, self.reward(success), bool(term), bool(trunc), info
 
     # -- observations --------------------------------------------------------------------------
-    def features(self, base_action: np.ndarray) -> np.ndarray:
-        """Low-dimensional actor/critic input (float32)."""
+    def features(self, base_action: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
+        """Low-dimensional actor/critic input (float32): joints, end effector, goal - end effector,
+        base command - joints, the integrated correction, episode time."""
+        offset = np.zeros(self.act_dim) if offset is None else offset
         cur = self.current_action()
         mid, half = (self.act_hi + self.act_lo) / 2, np.maximum((self.act_hi - self.act_lo) / 2, 1e-6)
         ee = self.ee()
         rel = (self.goal_points() - ee).reshape(-1)
         t = self.env.t / max(1, self.env.max_steps)
         return np.concatenate([(cur - mid) / half, ee * 5.0, rel * 10.0, np.clip((base_action - cur) * 2.0, -5, 5),
-                               [t]]).astype(np.float32)
+                               offset * 2.0, [t]]).astype(np.float32)
 
     @property
     def feature_dim(self) -> int:
         n_goal = 3 if self.cfg.task == "reach" else 6
-        return 2 * self.act_dim + 3 + n_goal + 1
+        return 3 * self.act_dim + 3 + n_goal + 1
 
     def raw_observation(self, image: bool = True) -> dict:
         """GR00T-style observation dict for a GrootProcessor (``video.<cam>``, ``state.<key>``, task)."""
@@ -315,16 +321,22 @@ def train_bc(demos: list[Demo], cfg: RLTaskConfig, steps: int = 600, batch_size:
 # Base controllers
 # =============================================================================================
 class HoldBase:
-    """No prior: the base action holds the arm's current joints (RL from scratch = delta control)."""
+    """No prior: the base action holds the pose the arm had at the episode start (RL from scratch)."""
 
     kind = "hold"
 
-    def reset(self, i: int) -> None:
-        pass
+    def __init__(self):
+        self.start: dict[int, np.ndarray] = {}
 
-    def actions(self, tasks: list[RLTask], idx: list[int] | None = None) -> np.ndarray:
+    def reset(self, i: int) -> None:
+        self.start.pop(i, None)
+
+    def actions(self, tasks: list[RLTask], idx: list[int] | None = None, pop: bool = True) -> np.ndarray:
         idx = range(len(tasks)) if idx is None else idx
-        return np.stack([tasks[i].current_action() for i in idx])
+        for i in idx:
+            if i not in self.start:
+                self.start[i] = tasks[i].current_action()
+        return np.stack([self.start[i] for i in idx])
 
 
 class FlowBase:
@@ -344,7 +356,8 @@ class FlowBase:
         self.queues.pop(i, None)
 
     @torch.no_grad()
-    def actions(self, tasks: list[RLTask], idx: list[int] | None = None) -> np.ndarray:
+    def actions(self, tasks: list[RLTask], idx: list[int] | None = None, pop: bool = True) -> np.ndarray:
+        """Next action per env in ``idx`` (``pop=False`` peeks without consuming it)."""
         idx = list(range(len(tasks)) if idx is None else idx)
         need = [i for i in idx if not self.queues.get(i)]
         if need:
@@ -358,7 +371,7 @@ class FlowBase:
             for j, i in enumerate(need):
                 self.queues[i] = list(flat[j, :self.n_action_steps].astype(np.float64))
             self.calls += 1
-        return np.stack([self.queues[i].pop(0) for i in idx])
+        return np.stack([self.queues[i].pop(0) if pop else self.queues[i][0] for i in idx])
 
 
 # =============================================================================================
@@ -425,7 +438,7 @@ class PPOConfig:
     rollout_steps: int = 64          # steps per env per iteration (batch = num_envs * rollout_steps)
     epochs: int = 6
     minibatch_size: int = 256
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-3
     gamma: float = 0.97
     gae_lambda: float = 0.95
     clip: float = 0.2
@@ -433,7 +446,8 @@ class PPOConfig:
     entropy_coef: float = 0.0
     max_grad_norm: float = 0.5
     init_log_std: float = -0.5       # sigma of u at the start (action noise = scale * sigma)
-    residual_scale: float = 0.1      # rad per unit of u (gripper: command units)
+    residual_scale: float = 0.05     # correction change per step per unit of u (rad; gripper: command units)
+    max_offset: float = 1.0          # |correction| limit
     hidden: int = 64
     eval_every: int = 4              # iterations between deterministic evaluations (0 = only at the end)
     eval_episodes: int = 16
@@ -482,11 +496,27 @@ def ppo_update(ac: ActorCritic, optimizer: torch.optim.Optimizer, data: dict, cf
 # Residual policy (base + actor)
 # =============================================================================================
 class ResidualPolicy:
-    """``a = base + scale * u`` with ``u = actor mean`` (deterministic) or a sample. ``actor=None``
-    runs the base alone (imitation only)."""
+    """``a = base + delta``, ``delta += scale * u`` (clipped to +-max_offset) with ``u`` = the actor's
+    mean (deterministic) or a sample. ``actor=None`` runs the base alone (imitation only).
+    Call ``reset(i)`` at the start of each episode of env ``i``."""
 
-    def __init__(self, base, actor: ActorCritic | None, scale: float, task_cfg: RLTaskConfig):
+    def __init__(self, base, actor: ActorCritic | None, scale: float, task_cfg: RLTaskConfig, max_offset: float = 1.0):
         self.base, self.actor, self.scale, self.task_cfg = base, actor, float(scale), task_cfg
+        self.max_offset = float(max_offset)
+        self.offset: dict[int, np.ndarray] = {}
+
+    def reset(self, i: int) -> None:
+        self.base.reset(i)
+        self.offset.pop(i, None)
+
+    def _offset(self, i: int, d: int) -> np.ndarray:
+        return self.offset.get(i, np.zeros(d))
+
+    @torch.no_grad()
+    def features(self, tasks: list[RLTask], idx: list[int]) -> np.ndarray:
+        """Actor/critic inputs for the current states, without advancing anything."""
+        base = self.base.actions(tasks, idx, pop=False)
+        return np.stack([tasks[i].features(base[j], self._offset(i, len(base[j]))) for j, i in enumerate(idx)])
 
     @torch.no_grad()
     def step_actions(self, tasks: list[RLTask], idx: list[int], deterministic: bool = True,
@@ -496,13 +526,18 @@ class ResidualPolicy:
         if self.actor is None:
             z = np.zeros(len(idx), np.float32)
             return base, None, None, z, z
-        feats = np.stack([tasks[i].features(base[j]) for j, i in enumerate(idx)])
+        feats = np.stack([tasks[i].features(base[j], self._offset(i, len(base[j]))) for j, i in enumerate(idx)])
         obs = torch.from_numpy(feats)
         dist = self.actor.dist(obs)
         u = dist.mean if deterministic else dist.mean + dist.stddev * torch.randn(dist.mean.shape, generator=generator)
         logp = dist.log_prob(u).sum(-1)
         val = self.actor.value(obs)
-        act = base + self.scale * np.clip(u.numpy().astype(np.float64), -5, 5)
+        step = self.scale * np.clip(u.numpy().astype(np.float64), -5, 5)
+        act = np.zeros_like(base)
+        for j, i in enumerate(idx):
+            off = np.clip(self._offset(i, len(base[j])) + step[j], -self.max_offset, self.max_offset)
+            self.offset[i] = off
+            act[j] = base[j] + off
         return act, feats, u.numpy(), logp.numpy(), val.numpy()
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -515,6 +550,7 @@ class ResidualPolicy:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
         try:
             meta = {"format": "groot_kit/residual_rl/1", "base": self.base.kind, "scale": self.scale,
+                    "max_offset": self.max_offset,
                     "task": dataclasses.asdict(self.task_cfg), "actor": None}
             if isinstance(self.base, FlowBase):
                 meta["n_action_steps"], meta["num_steps"] = self.base.n_action_steps, self.base.num_steps
@@ -563,7 +599,7 @@ class ResidualPolicy:
             if not wfile.exists():
                 raise CheckpointError(f"{wfile} is missing; re-save the RL checkpoint")
             actor.load_state_dict(load_file(str(wfile)), strict=True)
-        return cls(base, actor, meta["scale"], task_cfg)
+        return cls(base, actor, meta["scale"], task_cfg, meta.get("max_offset", 1.0))
 
 
 # =============================================================================================
@@ -583,7 +619,7 @@ def evaluate(policy: ResidualPolicy, task_cfg: RLTaskConfig | None = None, n_epi
         for i in range(n_envs):
             if nxt < n_episodes:
                 tasks[i].reset(seed=seeds[nxt])
-                policy.base.reset(i)
+                policy.reset(i)
                 active[i], ret[i], ln[i] = nxt, 0.0, 0
                 nxt += 1
         while active:
@@ -598,7 +634,7 @@ def evaluate(policy: ResidualPolicy, task_cfg: RLTaskConfig | None = None, n_epi
                     returns.append(ret[i])
                     lengths.append(ln[i])
                     del active[i]
-                    policy.base.reset(i)
+                    policy.reset(i)
                     if nxt < n_episodes:
                         tasks[i].reset(seed=seeds[nxt])
                         active[i], ret[i], ln[i] = nxt, 0.0, 0
@@ -620,12 +656,12 @@ def train_ppo(base, task_cfg: RLTaskConfig, cfg: PPOConfig, callback: Callable[[
     N, T = cfg.num_envs, cfg.rollout_steps
     tasks = [RLTask(task_cfg, cfg.seed + i) for i in range(N)]
     ac = actor or ActorCritic(tasks[0].feature_dim, tasks[0].act_dim, cfg.hidden, cfg.init_log_std)
-    policy = ResidualPolicy(base, ac, cfg.residual_scale, task_cfg)
+    policy = ResidualPolicy(base, ac, cfg.residual_scale, task_cfg, cfg.max_offset)
     opt = torch.optim.Adam(ac.parameters(), lr=cfg.learning_rate)
     ep_seed = [cfg.seed * 1_000_003 + i * 10_007 for i in range(N)]  # training scenes, disjoint per env
     for i, t in enumerate(tasks):
         t.reset(seed=ep_seed[i])
-        base.reset(i)
+        policy.reset(i)
     history, steps, it, t0 = [], 0, 0, time.perf_counter()
     ep_ret, ep_succ, finished = np.zeros(N), [], []
     n_iters = max(1, math.ceil(cfg.total_env_steps / (N * T)))
@@ -653,8 +689,8 @@ def train_ppo(base, task_cfg: RLTaskConfig, cfg: PPOConfig, callback: Callable[[
                     _, r, term, trunc, info = tasks[i].step(acts[i])
                     if trunc and not term:  # time limit: bootstrap from the value of the last state
                         with torch.no_grad():
-                            f_last = tasks[i].features(base.actions(tasks, [i])[0])
-                            r += cfg.gamma * float(ac.value(torch.from_numpy(f_last[None]))[0])
+                            f_last = policy.features(tasks, [i])
+                            r += cfg.gamma * float(ac.value(torch.from_numpy(f_last))[0])
                     buf_r[t, i] = r
                     ep_ret[i] += r
                     if term or trunc:
@@ -664,14 +700,10 @@ def train_ppo(base, task_cfg: RLTaskConfig, cfg: PPOConfig, callback: Callable[[
                         ep_ret[i] = 0.0
                         ep_seed[i] += 1
                         tasks[i].reset(seed=ep_seed[i])
-                        base.reset(i)
+                        policy.reset(i)
                 steps += N
             with torch.no_grad():
-                _, f_next, *_ = policy.step_actions(tasks, list(range(N)), deterministic=True)
-                last_v = ac.value(torch.from_numpy(f_next)).numpy()
-            # the peek above consumed one base action per env: drop chunk queues so no step is skipped
-            for i in range(N):
-                base.reset(i)
+                last_v = ac.value(torch.from_numpy(policy.features(tasks, list(range(N))))).numpy()
             adv, ret = compute_gae(buf_r, buf_v, buf_d, last_v, cfg.gamma, cfg.gae_lambda)
             data = {"obs": torch.from_numpy(buf_obs.reshape(T * N, -1)), "u": torch.from_numpy(buf_u.reshape(T * N, -1)),
                     "logp": torch.from_numpy(buf_logp.reshape(-1)), "adv": adv.reshape(-1), "ret": ret.reshape(-1)}
@@ -700,11 +732,11 @@ def train_ppo(base, task_cfg: RLTaskConfig, cfg: PPOConfig, callback: Callable[[
 @dataclass
 class ComparisonConfig:
     task: RLTaskConfig = field(default_factory=RLTaskConfig)
-    n_demos: int = 30                 # expert episodes for BC
-    bc_steps: int = 1500              # flow-matching training steps
+    n_demos: int = 20                 # expert episodes for BC
+    bc_steps: int = 600               # flow-matching training steps
     bc_batch_size: int = 32
     bc_learning_rate: float = 1e-3
-    rl_steps: int = 40_000            # RL env samples per RL arm
+    rl_steps: int = 20_480            # RL env samples per RL arm
     ppo: PPOConfig = field(default_factory=PPOConfig)
     n_action_steps: int = 8           # base chunk steps executed before re-planning
     eval_episodes: int = 24

@@ -1,6 +1,6 @@
 """Imitation only vs RL from scratch vs imitation + RL on MuJoCo reach (so100), one CPU core.
 
-    python scripts/imitation_vs_rl.py                 # full budget (~10 min on a shared 2-core CPU)
+    python scripts/imitation_vs_rl.py                 # full budget (about 2-3 min on one CPU core)
     python scripts/imitation_vs_rl.py --fast          # smoke run (about a minute), also GROOT_KIT_FAST=1
 
 Writes benchmarks/results/imitation_vs_rl.json (or imitation_vs_rl_fast.json) and prints a markdown

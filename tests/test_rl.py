@@ -83,7 +83,7 @@ def test_ppo_update_learns_a_known_action_offset():
 
 def test_residual_ppo_improves_reward_on_mujoco_reach():
     torch.manual_seed(0)
-    cfg = PPOConfig(total_env_steps=6144, num_envs=8, rollout_steps=64, learning_rate=1e-3, eval_every=0,
+    cfg = PPOConfig(total_env_steps=10240, num_envs=8, rollout_steps=64, learning_rate=1e-3, eval_every=0,
                     eval_episodes=4, seed=0)
     _, hist = train_ppo(HoldBase(), RLTaskConfig(), cfg)
     rows = [h for h in hist if "mean_step_reward" in h]

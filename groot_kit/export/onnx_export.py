@@ -458,9 +458,13 @@ def check_parity(spec: GraphSpec, onnx_path: str | os.PathLike, batches: Iterabl
 
 
 def _load_policy(policy_or_dir):
+    """A CPU float32 policy (export and parity run on CPU; the caller's model is not modified)."""
     if isinstance(policy_or_dir, (str, os.PathLike)):
         from groot_kit.model.policy import GrootPolicy
         return GrootPolicy.from_pretrained(policy_or_dir)
+    p = next(policy_or_dir.parameters())
+    if p.device.type != "cpu" or p.dtype != torch.float32:
+        policy_or_dir = copy.deepcopy(policy_or_dir).to("cpu", torch.float32)
     return policy_or_dir
 
 

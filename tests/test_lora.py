@@ -155,3 +155,20 @@ def test_finetune_pipeline_headless(tmp_path):
     want = _chunk(res.policy, slot)
     torch.testing.assert_close(_chunk(L.load_finetuned(res.adapter_dir), slot), want, atol=0, rtol=0)
     torch.testing.assert_close(_chunk(GrootPolicy.from_pretrained(res.merged_dir), slot), want, atol=1e-5, rtol=1e-5)
+
+
+def test_finetune_cli_arguments_and_errors(tmp_path, capsys):
+    import argparse
+    from groot_kit.train.finetune import add_finetune_arguments, as_arm_spec, main
+    p = argparse.ArgumentParser()
+    add_finetune_arguments(p)
+    a = p.parse_args(["--num-demos", "10", "--rank", "4", "--link-lengths", "0.1,0.2,0.2,0.1", "--num-joints", "4",
+                      "--targets", "dit+vlm", "--output-dir", str(tmp_path)])
+    assert (a.num_demos, a.rank, a.link_lengths, a.targets) == (10, 4, [0.1, 0.2, 0.2, 0.1], "dit+vlm")
+    assert main(["--rank", "0", "--output-dir", str(tmp_path)]) == 2
+    assert "rank=0" in capsys.readouterr().err
+    assert main(["--num-joints", "3", "--output-dir", str(tmp_path)]) == 2
+    assert "num_joints" in capsys.readouterr().err
+    (tmp_path / "arm.yaml").write_text("num_joints: 4\nlink_lengths: [0.1, 0.2, 0.2, 0.1]\nwheels: 2\n")
+    with pytest.raises(ValueError, match="wheels"):
+        as_arm_spec(tmp_path / "arm.yaml")

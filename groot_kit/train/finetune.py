@@ -28,6 +28,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,14 @@ def default_arm_spec():
     """The notebook's default new robot: a 5-DOF arm with its own link lengths (not a built-in)."""
     from groot_kit.embodiment import ArmSpec
     return ArmSpec(num_joints=5, link_lengths=[0.12, 0.25, 0.23, 0.09, 0.05], gripper=True, name="my_arm")
+
+
+def default_link_lengths(num_joints: int) -> list[float]:
+    """Link lengths (m) for an n-joint arm: the default 5-DOF arm's, cut or padded with 6 cm wrist links."""
+    base = list(default_arm_spec().link_lengths)
+    if num_joints <= 3:
+        return base[:max(num_joints, 0)] or [0.1]
+    return base[:num_joints] if num_joints <= 5 else base[:3] + [0.06] * (num_joints - 3)
 
 
 def as_arm_spec(spec) -> Any:
@@ -447,13 +456,8 @@ def run_finetune(args: argparse.Namespace) -> dict:
     if args.arm_spec:
         spec = as_arm_spec(args.arm_spec)
     else:
-        ll = args.link_lengths
-        if ll is None:
-            ll = default_arm_spec().link_lengths if args.num_joints == 5 else None
-        kw = dict(num_joints=args.num_joints, gripper=not args.no_gripper, name=args.arm_name)
-        if ll is not None:
-            kw["link_lengths"] = ll
-        spec = ArmSpec(**kw)
+        ll = args.link_lengths or default_link_lengths(args.num_joints)
+        spec = ArmSpec(num_joints=args.num_joints, link_lengths=ll, gripper=not args.no_gripper, name=args.arm_name)
     init_from = args.init_from
     if isinstance(init_from, str) and init_from.lstrip("-").isdigit():
         init_from = int(init_from)
@@ -472,10 +476,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="groot-kit finetune", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_finetune_arguments(p)
-    run_finetune(p.parse_args(argv))
+    args = p.parse_args(argv)
+    try:
+        run_finetune(args)
+    except (ValueError, RuntimeError) as e:  # EmbodimentError, LoraSetupError, DataError, CheckpointError ...
+        print(f"groot-kit finetune: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
 if __name__ == "__main__":
-    import sys
     sys.exit(main())

@@ -4,6 +4,8 @@
     groot-kit predict --checkpoint DIR          one action chunk from a checkpoint on a dummy observation
     groot-kit convert SRC DST [--to nvidia]     groot_kit <-> NVIDIA GR00T checkpoint layout
     groot-kit train --dataset DIR ...           train (or continue training) on LeRobot datasets
+    groot-kit export CKPT OUT                   every module + the full policy to ONNX, parity via onnxruntime
+    groot-kit bundle CKPT OUT                   Jetson AGX bundle: ONNX, build_engines.sh, numpy-only runtime
     groot-kit serve [--checkpoint DIR]          ZeroMQ policy server on 127.0.0.1 (GR00T protocol)
     groot-kit runtime-demo                      dual-rate runtime in MuJoCo, paced in real time
     groot-kit tour                              run every notebook headless (fast mode)
@@ -95,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("runtime-demo", help="dual-rate System 2 / System 1 runtime in MuJoCo")
     add_runtime_demo_arguments(s)
     s.set_defaults(fn=run_runtime_demo)
+    from groot_kit.export.cli import add_export_commands
+    add_export_commands(sub)  # `export` (ONNX + parity) and `bundle` (Jetson AGX)
     s = sub.add_parser("tour", help="run every notebook headless")
     s.add_argument("--full", action="store_true", help="full mode instead of fast mode")
     s.set_defaults(fn=_cmd_tour)

@@ -359,6 +359,15 @@ def finetune(arm_spec=None, num_demos: int = 20, rank: int = 8, alpha: float = 1
                        tune_llm=tune_llm, tune_visual=False, tune_projector=True, tune_diffusion_model=True,
                        warmup_ratio=0.05, save_every=max(steps, 1), keep_last=1, log_every=min(log_every, steps),
                        seed=seed, resume=resume, progress=progress)
+    # A killed run resumes from train/checkpoints; a run with different settings starts over.
+    request = {"base": base_dir, "robot": _folder_hash(emb_dir), "demos": str(demos_path), "episodes": demo_episodes,
+               "rank": rank, "alpha": alpha, "targets": str(lcfg.target_modules), "lr": lr, "steps": steps,
+               "batch_size": batch_size, "seed": seed, "slot": slot, "init_from": init_from}
+    stamp = out / "train" / "finetune_request.json"
+    if stamp.exists() and json.loads(stamp.read_text()) != json.loads(json.dumps(request, default=str)):
+        shutil.rmtree(out / "train", ignore_errors=True)
+    (out / "train").mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(request, default=str))
     trainer = Trainer(policy, ds, tcfg, callbacks=list(callbacks or []))
     # The trainer's optimizer holds the projector + DiT (+ LM) groups; now narrow what learns: params
     # with requires_grad=False never get a gradient, and AdamW skips them.

@@ -2,12 +2,13 @@
 
     stats = run_mujoco_demo("gr1_upper", seconds=5, mode="ensemble")
 
-The control loop (pop/blend one action + env.step + a camera frame at the System 2 rate) sleeps
-to each 1/control_hz deadline and counts ticks that ended late (missed deadlines); System 2 runs on
-its own thread at `system2_hz` and System 1 on a prefetch thread that samples the next chunk ahead
-of time (late chunks are counted separately, see dual_rate). The camera is rendered from the
-control thread only (the GL context belongs to it); System 2 reads the latest frame through the
-observation slot.
+The control loop (pop/blend one action + env.step + a qpos/mocap snapshot) sleeps to each
+1/control_hz deadline and counts ticks that ended late (missed deadlines). System 2 runs on its own
+thread at `system2_hz`: it renders the cameras from the latest snapshot with its own MjData and GL
+context (created, and closed via `system2_teardown`, in that thread; `render_in="control"` renders
+in the tick instead, as before) and encodes them. System 1 runs on a prefetch thread that samples
+the next chunk ahead of time (late chunks are counted separately from missed deadlines, see
+dual_rate).
 Without a checkpoint the policy is the randomly initialised tiny preset: the robot jitters
 around, the point is the timing, not the task.
 """

@@ -12,7 +12,6 @@ Both are tiny and train on CPU in seconds.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np

@@ -5,7 +5,6 @@ Regenerate with ``python scripts/make_data_samples.py`` (about a minute on 2 CPU
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any

@@ -23,13 +23,13 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
 from groot_kit.export.bundle_runtime import BUNDLE_FORMAT
 from groot_kit.export.onnx_export import DEFAULT_OPSET, _load_policy, export_policy
 from groot_kit.export.tensorrt import default_shape_profiles, trtexec_shapes
+from groot_kit.fileio import atomic_directory
 
 RUNTIME_GRAPHS = ("policy", "system2", "system1")
 DEFAULT_INSTRUCTIONS = ("pick up the red cube and place it in the yellow bin", "do nothing")
@@ -121,8 +121,7 @@ def export_jetson_bundle(policy_or_checkpoint_dir, out_dir: str | os.PathLike, m
         names = list(dict.fromkeys(list(RUNTIME_GRAPHS) + list(modules)))
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_directory(out_dir) as tmp:
         report = _reuse(onnx_dir, names, opset, embodiment_slot, tmp / "onnx") if onnx_dir else None
         if report is None:
             report = export_policy(policy, tmp / "onnx", modules=names, opset=opset, embodiment_slot=embodiment_slot,
@@ -165,16 +164,6 @@ def export_jetson_bundle(policy_or_checkpoint_dir, out_dir: str | os.PathLike, m
             for n in RUNTIME_GRAPHS:
                 engines[n] = str(build_engine(tmp / "onnx" / f"{n}.onnx", tmp / "engines" / f"{n}.plan", fp16=fp16,
                                               shape_profiles=profiles[n]).relative_to(tmp))
-        old = None
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            out_dir.rename(old)
-        tmp.rename(out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {"path": str(out_dir), "files": sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file()),
             "parity": {n: m["parity"] for n, m in report["modules"].items()}, "all_ok": report["all_ok"],
             "tokenizer": "tokenizers (tokenizer.json)" if tok_json else "prompts.json only", "engines": engines}

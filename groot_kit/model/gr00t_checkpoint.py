@@ -18,8 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -111,10 +109,9 @@ def from_nvidia_config(meta: dict, source: str = "config.json") -> GrootConfig:
 def save_gr00t_checkpoint(policy: GrootPolicy, path: str | os.PathLike, max_shard_bytes: int = 2 * 1024 ** 3) -> Path:
     """Write `policy` in NVIDIA's sharded layout (atomic: temp folder, then rename)."""
     from safetensors.torch import save_file
+    from groot_kit.fileio import atomic_directory
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    with atomic_directory(path) as tmp:
         state = {k: v.detach().contiguous().cpu() for k, v in policy.state_dict().items()}
         shards: list[dict[str, torch.Tensor]] = [{}]
         size = 0
@@ -137,12 +134,6 @@ def save_gr00t_checkpoint(policy: GrootPolicy, path: str | os.PathLike, max_shar
             (tmp / "experiment_cfg").mkdir()
             (tmp / "experiment_cfg" / "metadata.json").write_text(json.dumps(policy.normalization, indent=2))
         policy.tokenizer.save_pretrained(str(tmp / "tokenizer"))
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

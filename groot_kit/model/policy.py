@@ -16,10 +16,7 @@ The model-level batch (already normalised and padded; `groot_kit.data` builds it
 from __future__ import annotations
 
 import json
-import math
 import os
-import shutil
-import tempfile
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -300,26 +297,15 @@ class GrootPolicy(nn.Module):
         so a crash never leaves a half-written checkpoint where a good one was.
         """
         from safetensors.torch import save_file
+        from groot_kit.fileio import atomic_directory
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-        try:
+        with atomic_directory(path) as tmp:
             meta = {"format": FORMAT_TAG, **self.config.to_dict()}
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
             state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
             save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "groot_kit": FORMAT_TAG})
             self.tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
             (tmp / NORMALIZATION_NAME).write_text(json.dumps(self.normalization, indent=2))
-            old = None
-            if path.exists():
-                old = path.with_name(f".{path.name}.old-{os.getpid()}")
-                path.rename(old)
-            tmp.rename(path)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return path
 
     @classmethod

@@ -39,8 +39,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +49,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np
 import torch
 from torch import nn
+from groot_kit.fileio import atomic_directory
 
 TASK_KEY = "annotation.human.task_description"
 EVAL_SEED_OFFSET = 100_000  # evaluation scenes never overlap demo / training seeds
@@ -547,8 +546,7 @@ class ResidualPolicy:
         from safetensors.torch import save_file
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-        try:
+        with atomic_directory(path) as tmp:
             meta = {"format": "groot_kit/residual_rl/1", "base": self.base.kind, "scale": self.scale,
                     "max_offset": self.max_offset,
                     "task": dataclasses.asdict(self.task_cfg), "actor": None}
@@ -561,12 +559,6 @@ class ResidualPolicy:
                 save_file({k: v.detach().contiguous().cpu() for k, v in self.actor.state_dict().items()},
                           str(tmp / ACTOR_WEIGHTS_NAME))
             (tmp / RL_CONFIG_NAME).write_text(json.dumps(meta, indent=2))
-            if path.exists():
-                shutil.rmtree(path)
-            tmp.rename(path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return path
 
     @classmethod

@@ -18,19 +18,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import random
 import shutil
-import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
+from groot_kit.fileio import atomic_directory
 from groot_kit.model.policy import CheckpointError, GrootPolicy
 
 CHECKPOINT_DIR = "checkpoints"
@@ -251,9 +250,7 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         final = self.output_dir / CHECKPOINT_DIR / f"step_{self.step:06d}"
         if self.is_main:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".tmp-step-", dir=final.parent))
-            try:
+            with atomic_directory(final) as tmp:
                 self._unwrapped().save_pretrained(tmp / "policy")
                 torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
                 state = {"step": self.step, "scheduler": self.scheduler.state_dict(),
@@ -261,12 +258,6 @@ class Trainer:
                          "rng": _rng_state(), "train_config": dataclasses.asdict(self.cfg),
                          "world_size": self.accelerator.num_processes, "time": time.time()}
                 (tmp / "trainer_state.json").write_text(json.dumps(state))
-                if final.exists():
-                    shutil.rmtree(final)
-                tmp.rename(final)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
             for old in list_checkpoints(self.output_dir)[:-self.cfg.keep_last]:
                 shutil.rmtree(old, ignore_errors=True)
         self.accelerator.wait_for_everyone()

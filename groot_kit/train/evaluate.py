@@ -265,7 +265,8 @@ def evaluate_closed_loop(policy, embodiment: str, task: str = "pick_place", n_ep
                          seed: int = 1000, replan_every: int = 8, image_size: int | None = None,
                          env_kwargs: dict | None = None, video_dir: str | Path | None = None,
                          keep_frames: bool = False, max_steps: int | None = None, processor=None,
-                         video_fps: float | None = None, progress: bool = False) -> dict[str, Any]:
+                         video_fps: float | None = None, progress: bool = False,
+                         num_steps: int | None = None) -> dict[str, Any]:
     """Closed-loop success rate in MuJoCo over seeds ``seed .. seed+n_episodes-1``.
 
     Returns ``{"success_rate", "successes", "n_episodes", "episodes": [{"seed", "success", "steps",
@@ -289,7 +290,7 @@ def evaluate_closed_loop(policy, embodiment: str, task: str = "pick_place", n_ep
     try:
         for i in it:
             s = seed + i
-            ctl = PolicyController(policy, processor, env, replan_every=replan_every, seed=s)
+            ctl = PolicyController(policy, processor, env, replan_every=replan_every, seed=s, num_steps=num_steps)
             ep = rollout(env, ctl, seed=s, max_steps=max_steps, record_frames=record, tier="synthetic")
             row = {"seed": s, "success": bool(ep.success), "steps": len(ep), "instruction": ep.instruction,
                    "subtasks": [sub for _, sub in ctl.query_subtasks], "queries": ctl.queries}

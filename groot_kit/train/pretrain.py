@@ -9,7 +9,8 @@ One command (``python scripts/pretrain_tiny.py``) runs everything:
    step). Every dataset is a LeRobot v3.0 folder with ``meta/modality.json``.
 2. **Training** the ``tiny`` preset with two camera views (front/ego + wrist) and System 2 sub-task
    co-training, every part trainable (the tiny VLM starts from random weights), on the weighted
-   mixture, time-budgeted (the step count is capped from the measured step time).
+   mixture, time-budgeted (the step count follows the measured step rate so training fills
+   ``train_minutes``; ``train_minutes=0`` runs exactly ``max_steps``).
 3. **Evaluation**: closed-loop success in MuJoCo on every pretraining embodiment (seeds never
    seen in training) and open-loop MSE on held-out expert episodes; written to
    ``benchmarks/results/pretrain_tiny.json``. The base checkpoint goes to
@@ -64,8 +65,8 @@ class PretrainConfig:
     hold_seconds: float = 0.3           # expert keeps the goal pose this long after success
     tier_weights: dict = field(default_factory=lambda: {"synthetic": 1.0, "teleop": 0.5, "video": 0.15})
     subtask_loss_weight: float = 0.1    # System 2 sub-task co-training
-    max_steps: int = 8000
-    train_minutes: float = 20.0         # cap: max_steps is lowered if the measured step time says so
+    max_steps: int = 8000               # starting guess; when train_minutes > 0 the budget decides
+    train_minutes: float = 20.0         # training time budget: steps = what fits (0 = exactly max_steps)
     batch_size: int = 32
     learning_rate: float = 1e-3
     eval_episodes: int = 20             # closed-loop episodes per embodiment
@@ -79,7 +80,7 @@ class PretrainConfig:
     def fast(cls, **kw) -> "PretrainConfig":
         """A minutes-scale smoke configuration (tests, notebook fast mode)."""
         base = dict(embodiments=("so100", "panda7"), expert_episodes=6, teleop_episodes=2, video_episodes=3,
-                    heldout_episodes=1, max_steps=30, train_minutes=2.0, batch_size=8, eval_episodes=0,
+                    heldout_episodes=1, max_steps=30, train_minutes=0.0, batch_size=8, eval_episodes=0,
                     checkpoint_dir=None, results_file=None, video_dir=None)
         base.update(kw)
         return cls(**base)
@@ -132,6 +133,16 @@ def generate_pretrain_data(cfg: PretrainConfig, log: Callable[[str], None] = pri
     from groot_kit.embodiment import load_embodiment
 
     root = Path(cfg.output_dir) / "data"
+    key = {k: v for k, v in dataclasses.asdict(cfg).items()
+           if k in ("embodiments", "task", "num_cubes", "image_size", "expert_episodes", "teleop_episodes",
+                    "video_episodes", "heldout_episodes", "hold_seconds", "seed", "encoder_crf")}
+    key["embodiments"] = list(key["embodiments"])
+    manifest = root / "manifest.json"
+    if manifest.exists():  # same recipe already generated: reuse (delete the folder to regenerate)
+        m = json.loads(manifest.read_text())
+        if m.get("key") == key and all(Path(r["path"]).exists() for r in m["datasets"]):
+            log("  reusing the datasets in " + str(root))
+            return {**m, "reused": True}
     enc = EncoderOptions(crf=cfg.encoder_crf)
     t0 = time.perf_counter()
     rows = []
@@ -163,7 +174,9 @@ def generate_pretrain_data(cfg: PretrainConfig, log: Callable[[str], None] = pri
                 f"({rows[-1]['seconds']} s)")
         if cfg.video_episodes > 0 and ei == 0 and expert_eps:
             rows.append(_video_tier(cfg, emb, spec, expert_eps, root, kw, base_seed + 700_000, log))
-    return {"datasets": rows, "seconds": round(time.perf_counter() - t0, 1)}
+    out = {"datasets": rows, "seconds": round(time.perf_counter() - t0, 1), "key": key}
+    manifest.write_text(json.dumps(out, indent=1) + "\n")
+    return out
 
 
 def _video_tier(cfg, emb, spec, expert_eps, root, kw, seed, log) -> dict:
@@ -215,23 +228,27 @@ def build_mixture(policy, data: dict, cfg: PretrainConfig):
 
 
 class _TimeBudget:
-    """Trainer callback: after the first logged steps, cap max_steps so training fits the budget
-    (the trainer re-reads cfg.max_steps each step and the cosine schedule follows it)."""
+    """Trainer callback that fits training into ``minutes``: at each log it sets
+    max_steps = step + (time left) x (recent steps/s), until 60 % of the budget has passed, then
+    freezes it (the trainer re-reads cfg.max_steps each step and the cosine schedule follows it).
+    The first epoch decodes videos and is slower; later windows correct the estimate."""
 
-    def __init__(self, trainer_cfg, minutes: float, log=print):
-        self.cfg, self.budget, self.log = trainer_cfg, minutes * 60, log
+    def __init__(self, trainer_cfg, minutes: float, log=print, freeze_after: float = 0.6):
+        self.cfg, self.budget, self.log, self.freeze_after = trainer_cfg, minutes * 60, log, freeze_after
         self.t0, self.done = time.perf_counter(), False
 
     def __call__(self, step: int, row: dict) -> None:
         if self.done or step < 60:
             return
-        self.done = True
-        per = (time.perf_counter() - self.t0) / step
-        cap = int(self.budget / per)
-        if cap < self.cfg.max_steps:
-            self.log(f"  time budget {self.budget / 60:.0f} min at {per:.3f} s/step: max_steps "
-                     f"{self.cfg.max_steps} -> {max(cap, step + 1)}")
-            self.cfg.max_steps = max(cap, step + 1)
+        elapsed = time.perf_counter() - self.t0
+        rate = float(row.get("steps_per_s") or step / max(elapsed, 1e-9))
+        cap = max(step + 1, int(step + max(0.0, self.budget - elapsed) * rate))
+        if cap != self.cfg.max_steps:
+            self.cfg.max_steps = cap
+        if elapsed > self.freeze_after * self.budget:
+            self.done = True
+            self.log(f"  time budget {self.budget / 60:.0f} min at {1 / max(rate, 1e-9):.3f} s/step: "
+                     f"max_steps fixed at {self.cfg.max_steps}")
 
 
 def train_base(cfg: PretrainConfig, data: dict, callbacks: list | None = None, log=print):
@@ -248,8 +265,8 @@ def train_base(cfg: PretrainConfig, data: dict, callbacks: list | None = None, l
                      tune_llm=True, tune_visual=True, tune_projector=True, tune_diffusion_model=True,
                      save_every=max(50, cfg.max_steps // 4), log_every=max(1, min(20, cfg.max_steps // 5)),
                      seed=cfg.seed, resume=True)
-    budget = _TimeBudget(tc, cfg.train_minutes, log)
-    trainer = Trainer(policy, mixture, tc, callbacks=[budget] + list(callbacks or []))
+    budget = [_TimeBudget(tc, cfg.train_minutes, log)] if cfg.train_minutes > 0 else []
+    trainer = Trainer(policy, mixture, tc, callbacks=budget + list(callbacks or []))
     t0 = time.perf_counter()
     history = trainer.train()
     secs = time.perf_counter() - t0

@@ -28,6 +28,8 @@ def main(argv=None) -> int:
     p.add_argument("--task", default=None)
     p.add_argument("--num-cubes", type=int, default=None)
     p.add_argument("--embodiments", default=None, help="comma-separated, e.g. so100,panda7")
+    p.add_argument("--init-from", default=None, help="warm start from this checkpoint")
+    p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
     a = p.parse_args(argv)
     import torch
@@ -35,7 +37,8 @@ def main(argv=None) -> int:
     cfg = PretrainConfig.fast() if a.fast else PretrainConfig()
     kw = {k: v for k, v in dict(output_dir=a.output_dir, max_steps=a.max_steps, train_minutes=a.train_minutes,
                                 eval_episodes=a.eval_episodes, expert_episodes=a.expert_episodes, task=a.task,
-                                num_cubes=a.num_cubes).items() if v is not None}
+                                num_cubes=a.num_cubes, init_from=a.init_from,
+                                learning_rate=a.learning_rate).items() if v is not None}
     if a.embodiments:
         kw["embodiments"] = tuple(a.embodiments.split(","))
     if a.fast and "output_dir" not in kw:

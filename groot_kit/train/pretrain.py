@@ -75,6 +75,7 @@ class PretrainConfig:
     seed: int = 0
     encoder_crf: int = 18               # H.264 quality of the stored videos
     video_dir: str | None = "videos"    # relative to output_dir; None = no mp4s
+    init_from: str | None = None        # warm start from a checkpoint (e.g. a previous base) instead of scratch
 
     @classmethod
     def fast(cls, **kw) -> "PretrainConfig":
@@ -258,7 +259,11 @@ def train_base(cfg: PretrainConfig, data: dict, callbacks: list | None = None, l
     from groot_kit.train.trainer import TrainConfig, Trainer
 
     torch.manual_seed(cfg.seed)
-    policy = GrootPolicy(tiny_pretrain_policy_config(cfg.num_views, cfg.subtask_loss_weight))
+    if cfg.init_from:
+        policy = GrootPolicy.from_pretrained(cfg.init_from)
+        policy.normalization = {}  # processors (stats) are rebuilt from this run's data below
+    else:
+        policy = GrootPolicy(tiny_pretrain_policy_config(cfg.num_views, cfg.subtask_loss_weight))
     mixture, _ = build_mixture(policy, data, cfg)
     tc = TrainConfig(output_dir=str(Path(cfg.output_dir) / "train"), max_steps=cfg.max_steps,
                      batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, warmup_ratio=0.03,

@@ -125,7 +125,10 @@ def closed_loop_section(checkpoint: str | Path = "data_samples/checkpoints/tiny_
     from groot_kit.model.policy import GrootPolicy
     from groot_kit.train.evaluate import evaluate_closed_loop, strip_arrays
 
-    policy = policy or GrootPolicy.from_pretrained(checkpoint)
+    ck = Path(checkpoint)
+    if not ck.is_absolute() and not ck.exists():  # repo-relative (notebooks run with cwd=notebooks/)
+        ck = Path(__file__).resolve().parents[2] / ck
+    policy = policy or GrootPolicy.from_pretrained(ck)
     embodiments = list(embodiments or policy.normalization.get("processors", {}))
     results = {}
     for emb in embodiments:

@@ -128,6 +128,7 @@ def main(argv=None) -> int:
                 "lr": a.lr, "batch_size": a.batch_size, "targets": a.targets, "lora_steps": a.lora_steps,
                 "scratch_steps": scratch_steps, "seed": a.seed, "eval_seeds": f"{F.EVAL_SEED_OFFSET + 1000 * a.seed}+",
                 "demo_recording": demos, "rows": rows, "markdown": table(rows),
+                "base_reference": base_reference(a.base_checkpoint if base_ok else None),
                 "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                             "torch_threads": torch.get_num_threads()},
                 "total_seconds": round(time.perf_counter() - t0, 1),
@@ -137,6 +138,19 @@ def main(argv=None) -> int:
                 results_path.write_text(json.dumps(summary, indent=2, default=str))
     print(table(rows))
     return 0
+
+
+def base_reference(base_checkpoint) -> dict | None:
+    """The base checkpoint's own closed-loop success on its pretraining embodiments (the ceiling a
+    fine-tune of that base can be expected to approach), from benchmarks/results/pretrain_tiny.json."""
+    f = Path("benchmarks/results/pretrain_tiny.json")
+    if not base_checkpoint or not f.is_file():
+        return None
+    r = json.loads(f.read_text())
+    cl = r.get("closed_loop", {})
+    return {"source": str(f), "mean_success_rate": r.get("mean_success_rate"),
+            "per_embodiment": {k: v.get("success_rate") for k, v in cl.items() if isinstance(v, dict)},
+            "train_steps": (r.get("train") or {}).get("steps") if isinstance(r.get("train"), dict) else None}
 
 
 def table(rows) -> str:

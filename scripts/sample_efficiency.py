@@ -8,7 +8,8 @@ For each demo count N the same N expert demos (the first N of one recording) tra
   * "pretrained + LoRA": the tiny base checkpoint, new embodiment slot (mean-initialised) trained
     fully + rank-r LoRA on the DiT attention, everything else frozen (groot_kit.train.finetune);
   * "scratch": the same architecture from random weights, every parameter trainable, same
-    optimiser, same number of steps.
+    optimiser, same number of steps;
+  * optionally "full" (--methods ...,full): the base with every parameter trainable (diagnostic).
 Both are evaluated closed loop in MuJoCo on the same unseen scenes (seeds 100000+). Writes
 benchmarks/results/sample_efficiency.json and prints a markdown table.
 """
@@ -29,13 +30,21 @@ BASE = "data_samples/checkpoints/tiny_base"
 RESULTS = "benchmarks/results/sample_efficiency.json"
 
 
-def train_scratch(base_config, ds, steps: int, lr: float, batch_size: int, seed: int, out_dir: Path):
+def train_scratch(base_config, ds, steps: int, lr: float, batch_size: int, seed: int, out_dir: Path,
+                  init_checkpoint: str | None = None):
+    """Every parameter trainable: from random weights, or (init_checkpoint) full fine-tuning of the base
+    with the new slot mean-initialised (the "full" diagnostic row)."""
     import torch
     from groot_kit.data.processor import GrootProcessor
     from groot_kit.model.policy import GrootPolicy
+    from groot_kit.train import lora as L
     from groot_kit.train.trainer import TrainConfig, Trainer
     torch.manual_seed(seed)
-    policy = GrootPolicy(base_config)
+    if init_checkpoint:
+        policy = GrootPolicy.from_pretrained(init_checkpoint)
+        L.init_embodiment_slot(policy, ds.embodiment_id, "mean")
+    else:
+        policy = GrootPolicy(base_config)
     policy.set_processor(GrootProcessor.from_dataset(ds))
     cfg = TrainConfig(output_dir=str(out_dir), max_steps=steps, batch_size=batch_size, learning_rate=lr,
                       tune_llm=True, tune_visual=True, tune_projector=True, tune_diffusion_model=True,
@@ -68,7 +77,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output-dir", default="outputs/sample_efficiency")
     p.add_argument("--results", default=RESULTS)
-    p.add_argument("--methods", default="lora,scratch")
+    p.add_argument("--methods", default="lora,scratch", help="any of lora, scratch, full (pretrained, all "
+                   "parameters trained: a diagnostic of how much the base itself transfers)")
     p.add_argument("--fast", action="store_true", help="smoke run: random base if none, 2/4 demos, few steps")
     a = p.parse_args(argv)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
@@ -111,8 +121,9 @@ def main(argv=None) -> int:
                 steps = a.lora_steps
             else:
                 ds = F.load_demo_dataset(demos["path"], emb.root, base, episodes=eps)
+                init = a.base_checkpoint if (m == "full" and base_ok) else None
                 pol, hist, trainable = train_scratch(base_cfg, ds, scratch_steps, a.lr, a.batch_size, a.seed,
-                                                     run_dir / "train")
+                                                     run_dir / "train", init_checkpoint=init)
                 ev = F.evaluate_closed_loop(pol, emb.root, a.task, a.eval_episodes, seed=a.seed, video_episodes=0,
                                             num_cubes=a.num_cubes)
                 sr, steps = ev["success_rate"], scratch_steps
@@ -155,8 +166,8 @@ def base_reference(base_checkpoint) -> dict | None:
 
 def table(rows) -> str:
     counts = sorted({r["demos"] for r in rows})
-    methods = [m for m in ("lora", "scratch") if any(r["method"] == m for r in rows)]
-    name = {"lora": "pretrained + LoRA (new slot)", "scratch": "from scratch"}
+    methods = [m for m in ("lora", "full", "scratch") if any(r["method"] == m for r in rows)]
+    name = {"lora": "pretrained + LoRA (new slot)", "full": "pretrained, full fine-tune", "scratch": "from scratch"}
     lines = ["| method | " + " | ".join(f"{n} demos" for n in counts) + " |",
              "|---|" + "---|" * len(counts)]
     for m in methods:

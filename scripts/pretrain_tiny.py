@@ -30,6 +30,8 @@ def main(argv=None) -> int:
     p.add_argument("--embodiments", default=None, help="comma-separated, e.g. so100,panda7")
     p.add_argument("--init-from", default=None, help="warm start from this checkpoint")
     p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--hold-seconds", type=float, default=None, help="expert holds the goal this long after success")
+    p.add_argument("--teleop-episodes", type=int, default=None)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
     a = p.parse_args(argv)
     import torch
@@ -38,12 +40,14 @@ def main(argv=None) -> int:
     kw = {k: v for k, v in dict(output_dir=a.output_dir, max_steps=a.max_steps, train_minutes=a.train_minutes,
                                 eval_episodes=a.eval_episodes, expert_episodes=a.expert_episodes, task=a.task,
                                 num_cubes=a.num_cubes, init_from=a.init_from,
-                                learning_rate=a.learning_rate).items() if v is not None}
+                                learning_rate=a.learning_rate, hold_seconds=a.hold_seconds,
+                                teleop_episodes=a.teleop_episodes).items() if v is not None}
     if a.embodiments:
         kw["embodiments"] = tuple(a.embodiments.split(","))
     if a.fast and "output_dir" not in kw:
         kw["output_dir"] = "outputs/pretrain_tiny_fast"
     t0 = time.perf_counter()
+    kw["command"] = "python " + " ".join(sys.argv)
     res = pretrain_tiny(cfg, **kw)
     print(f"total time: {(time.perf_counter() - t0) / 60:.1f} min")
     for emb, r in res["closed_loop"].items():

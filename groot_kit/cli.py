@@ -6,6 +6,7 @@
     groot-kit train --dataset DIR ...           train (or continue training) on LeRobot datasets
     groot-kit export CKPT OUT                   every module + the full policy to ONNX, parity via onnxruntime
     groot-kit bundle CKPT OUT                   Jetson AGX bundle: ONNX, build_engines.sh, numpy-only runtime
+    groot-kit eval --checkpoint DIR ...         open-loop MSE (every 16 steps) / closed-loop success with videos
     groot-kit serve [--checkpoint DIR]          ZeroMQ policy server on 127.0.0.1 (GR00T protocol)
     groot-kit runtime-demo                      dual-rate runtime in MuJoCo, paced in real time
     groot-kit tour                              run every notebook headless (fast mode)
@@ -89,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train a policy on LeRobot datasets (resumable)")
     add_train_arguments(s)
     s.set_defaults(fn=lambda a: (train_from_args(a), 0)[1])
+    from groot_kit.train.evaluate import add_eval_arguments, run_eval
+    s = sub.add_parser("eval", help="open-loop action MSE on datasets / closed-loop success in MuJoCo")
+    add_eval_arguments(s)
+    s.set_defaults(fn=lambda a: (run_eval(a), 0)[1])
     from groot_kit.runtime.cli_hooks import (add_runtime_demo_arguments, add_serve_arguments, run_runtime_demo,
                                              run_serve)
     s = sub.add_parser("serve", help="serve a policy over ZeroMQ (GR00T inference-service protocol)")

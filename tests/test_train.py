@@ -130,3 +130,19 @@ def test_accelerate_launch_two_cpu_processes(toy_dataset, tmp_path):
     assert state["world_size"] == 2
     assert state["data_position"] == 4 * 4 * 2  # steps x per-process batch x processes
     assert len(load_metrics(tmp_path / "ddp")) == 4  # only the main process logs
+
+
+def test_datasets_of_one_embodiment_share_normalisation(tmp_path):
+    from groot_kit.data import write_dataset
+    from groot_kit.data.toy import toy_episodes, toy_modality
+    from groot_kit.train.run import build_datasets
+    a = write_dataset(toy_episodes(2, T=8, seed=1), tmp_path / "a", toy_modality(), fps=10, embodiment="toy", embodiment_id=2)
+    b = write_dataset(toy_episodes(2, T=8, seed=2, tier="synthetic"), tmp_path / "b", toy_modality(), fps=10,
+                      embodiment="toy", embodiment_id=2)
+    policy = GrootPolicy("tiny")
+    mix = build_datasets([str(a), f"{b}:0.5"], policy)
+    sa, sb = (d.stats for d in mix.datasets)
+    assert sa is sb  # one set of stats for the robot, over both datasets' frames
+    lo = sa.groups["state"]["pos"].to_dict()
+    assert lo == policy.get_processor("toy").stats.groups["state"]["pos"].to_dict()
+    assert mix.weights == [1.0, 0.5]

@@ -19,28 +19,56 @@ from groot_kit.train.trainer import TrainConfig, Trainer
 
 def build_datasets(specs: list[str], policy, embodiment_id: int | None = None,
                    tier_weights: dict[str, float] | None = None):
-    """'path[:weight]' strings -> (MixtureDataset or GrootDataset, processors). Stats per dataset."""
-    from groot_kit.data import GrootDataset, MixtureDataset
+    """'path[:weight]' strings -> a GrootDataset or MixtureDataset, and the policy's processors.
+
+    Datasets of the same embodiment share ONE set of normalisation stats, computed over all of their
+    frames (so expert and teleop data of one robot are normalised alike); the modes come from the
+    embodiment's embodiment.yaml when the robot is known. One processor per embodiment is stored
+    in the policy, so the checkpoint carries it.
+    """
+    import numpy as np
+    from groot_kit.data import GrootDataset, MixtureDataset, NormalizationStats, open_dataset
+    from groot_kit.data.normalization import load_numeric
     from groot_kit.data.processor import GrootProcessor
     cfg = policy.config
-    datasets, weights = [], []
+    rows = []
     for spec in specs:
         path, _, w = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
         root = Path(path)
-        meta_file = root / "meta" / "groot_kit.json"
-        meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+        info = open_dataset(root)
+        meta = info.groot
         eid = embodiment_id if embodiment_id is not None else meta.get("embodiment_id")
         if eid is None:
-            raise ValueError(f"{meta_file}: no embodiment_id; pass --embodiment-id or write the dataset with one")
-        ds = GrootDataset(root, embodiment_id=int(eid), image_size=cfg.vlm.vision.image_size,
+            raise ValueError(f"{root / 'meta' / 'groot_kit.json'}: no embodiment_id; pass --embodiment-id or "
+                             "write the dataset with one")
+        rows.append((root, info, int(eid), str(meta.get("embodiment") or f"slot_{eid}"), float(w) if w else 1.0))
+    stats = {}
+    for name in dict.fromkeys(r[3] for r in rows):
+        mine = [r for r in rows if r[3] == name]
+        states, actions = zip(*(load_numeric(r[1]) for r in mine))
+        cat = lambda xs: None if any(x is None for x in xs) else np.concatenate(xs)
+        stats[name] = NormalizationStats.from_arrays(cat(states), cat(actions), mine[0][1].modality,
+                                                     modes=_norm_modes(name))
+    datasets = []
+    for root, info, eid, name, _ in rows:
+        ds = GrootDataset(info, embodiment_id=eid, stats=stats[name], image_size=cfg.vlm.vision.image_size,
                           max_views=cfg.vlm.num_views, horizon=cfg.action_head.action_horizon,
                           max_state_dim=cfg.action_head.max_state_dim, max_action_dim=cfg.action_head.max_action_dim)
         datasets.append(ds)
-        weights.append(float(w) if w else 1.0)
         policy.set_processor(GrootProcessor.from_dataset(ds))
     if len(datasets) == 1 and not tier_weights:
         return datasets[0]
-    return MixtureDataset(datasets, weights, tier_weights)
+    return MixtureDataset(datasets, [r[4] for r in rows], tier_weights)
+
+
+def _norm_modes(embodiment: str) -> dict[str, str] | None:
+    """Normalisation modes per key from embodiments/<name>/embodiment.yaml (None if unknown)."""
+    try:
+        from groot_kit.data.sim_data import norm_modes_for
+        from groot_kit.embodiment import load_embodiment
+        return norm_modes_for(load_embodiment(embodiment))
+    except Exception:  # a dataset from a robot the kit has no folder for: min_max everywhere
+        return None
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -64,6 +92,9 @@ def train_from_args(args: argparse.Namespace) -> dict:
     from groot_kit.config import get_preset
     from groot_kit.model.policy import GrootPolicy
     overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
+    if not args.init_from:  # from scratch, a frozen random System 2 would be useless: train everything
+        overrides.setdefault("tune_llm", True)
+        overrides.setdefault("tune_visual", True)
     cfg = TrainConfig(**overrides)
     import torch
     torch.manual_seed(cfg.seed)  # a fresh policy's initial weights depend on the seed only

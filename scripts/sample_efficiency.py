@@ -166,8 +166,9 @@ def base_reference(base_checkpoint) -> dict | None:
 
 def table(rows) -> str:
     counts = sorted({r["demos"] for r in rows})
-    methods = [m for m in ("lora", "full", "scratch") if any(r["method"] == m for r in rows)]
-    name = {"lora": "pretrained + LoRA (new slot)", "full": "pretrained, full fine-tune", "scratch": "from scratch"}
+    methods = [m for m in ("lora", "lora_stage1_base", "full", "scratch") if any(r["method"] == m for r in rows)]
+    name = {"lora": "pretrained + LoRA (new slot)", "lora_stage1_base": "earlier, weaker base + LoRA",
+            "full": "pretrained, full fine-tune", "scratch": "from scratch"}
     lines = ["| method | " + " | ".join(f"{n} demos" for n in counts) + " |",
              "|---|" + "---|" * len(counts)]
     for m in methods:

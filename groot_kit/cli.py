@@ -6,6 +6,7 @@
     groot-kit train --dataset DIR ...           train (or continue training) on LeRobot datasets
     groot-kit export CKPT OUT                   every module + the full policy to ONNX, parity via onnxruntime
     groot-kit bundle CKPT OUT                   Jetson AGX bundle: ONNX, build_engines.sh, numpy-only runtime
+    groot-kit finetune --arm SPEC ...           LoRA + a fresh embodiment slot on a custom arm
     groot-kit eval --checkpoint DIR ...         open-loop MSE (every 16 steps) / closed-loop success with videos
     groot-kit serve [--checkpoint DIR]          ZeroMQ policy server on 127.0.0.1 (GR00T protocol)
     groot-kit runtime-demo                      dual-rate runtime in MuJoCo, paced in real time
@@ -90,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train a policy on LeRobot datasets (resumable)")
     add_train_arguments(s)
     s.set_defaults(fn=lambda a: (train_from_args(a), 0)[1])
+    from groot_kit.train.finetune import add_finetune_arguments, run_finetune
+    s = sub.add_parser("finetune", help="new arm: spec -> MJCF -> demos -> fresh slot + peft LoRA -> adapters/merged")
+    add_finetune_arguments(s)
+    s.set_defaults(fn=lambda a: (run_finetune(a), 0)[1])
     from groot_kit.train.evaluate import add_eval_arguments, run_eval
     s = sub.add_parser("eval", help="open-loop action MSE on datasets / closed-loop success in MuJoCo")
     add_eval_arguments(s)

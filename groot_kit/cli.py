@@ -6,7 +6,7 @@
     groot-kit train --dataset DIR ...           train (or continue training) on LeRobot datasets
     groot-kit export CKPT OUT                   every module + the full policy to ONNX, parity via onnxruntime
     groot-kit bundle CKPT OUT                   Jetson AGX bundle: ONNX, build_engines.sh, numpy-only runtime
-    groot-kit finetune --arm SPEC ...           LoRA + a fresh embodiment slot on a custom arm
+    groot-kit finetune --num-joints 5 ...       LoRA + a fresh embodiment slot on a custom arm
     groot-kit eval --checkpoint DIR ...         open-loop MSE (every 16 steps) / closed-loop success with videos
     groot-kit serve [--checkpoint DIR]          ZeroMQ policy server on 127.0.0.1 (GR00T protocol)
     groot-kit runtime-demo                      dual-rate runtime in MuJoCo, paced in real time

@@ -17,5 +17,6 @@ def test_notebook05_conventions():
     assert all("#" in line for line in code[0].source.splitlines() if line.strip())
     src = "\n".join(c.source for c in nb.cells)
     assert "GROOT_KIT_FAST" in src and "metrics.json" in src
-    assert "Part 2: trained policies in closed loop (coming with the training issue)" in src
+    assert "## Part 2: the pretrained policy in closed loop" in src  # trained policy + System 2 sub-task text
+    assert "coming with the training issue" not in src
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)

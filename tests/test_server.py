@@ -154,12 +154,9 @@ def test_port_in_use_clear_error():
 
 
 def test_protocol_never_unpickles():
-    import io
-    buf = io.BytesIO()
-    np.save(buf, np.array([object()], dtype=object), allow_pickle=True)
-    from groot_kit.runtime.protocol import ProtocolError
+    from groot_kit.runtime.protocol import ProtocolError, object_array_npy_bytes
     with pytest.raises(ProtocolError):
-        unpackb(msgpack.packb({"x": {"__ndarray_class__": True, "as_npy": buf.getvalue()}}))
+        unpackb(msgpack.packb({"x": {"__ndarray_class__": True, "as_npy": object_array_npy_bytes()}}))
     with pytest.raises(TypeError):
         packb({"x": np.array([1, "a"], dtype=object)})
 

@@ -1,13 +1,12 @@
 """Malformed requests for server tests and the load benchmark (each must get an error reply)."""
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import msgpack
 import numpy as np
 
-from .protocol import NDARRAY_TAG, packb
+from .protocol import NDARRAY_TAG, object_array_npy_bytes, packb
 
 
 def _req(endpoint: str | None, data: Any = None, token: str | None = None, with_data: bool = True) -> dict:
@@ -61,9 +60,7 @@ def malformed_requests(valid_obs: dict, token: str | None, max_message_bytes: in
     bad[state_key] = "0.1 0.2 0.3"
     cases.append(("state_as_string", _req("get_action", bad, token)))
     # array entries that would need pickle, or are not .npy at all
-    buf = io.BytesIO()
-    np.save(buf, np.array([{"x": 1}], dtype=object), allow_pickle=True)
-    pickled = {NDARRAY_TAG: True, "as_npy": buf.getvalue()}
+    pickled = {NDARRAY_TAG: True, "as_npy": object_array_npy_bytes()}
     raw_obs = {k: v for k, v in obs.items() if not isinstance(v, np.ndarray)}
     cases.append(("pickled_array", msgpack.packb({"endpoint": "get_action", "api_token": token,
                                                   "data": {**raw_obs, state_key: pickled}}, use_bin_type=True)))

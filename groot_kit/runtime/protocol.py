@@ -90,3 +90,15 @@ def unpackb(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Any:
         raise
     except Exception as e:  # ExtraData, FormatError, StackError, UnicodeDecodeError, ValueError ...
         raise ProtocolError(f"message is not valid msgpack ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def object_array_npy_bytes() -> bytes:
+    """`.npy` bytes whose header declares an object (pickle) array: a hostile payload for tests.
+
+    Built by hand (header + a pickle stream of None), so nothing here ever enables pickling; the
+    decoder must refuse it because np.load runs with allow_pickle=False.
+    """
+    import io
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+    return buf.getvalue() + b"\x80\x04N."

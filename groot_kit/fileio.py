@@ -34,3 +34,15 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def read_json_checked(file: str | os.PathLike, missing_fix: str, corrupt_fix: str, error=ValueError):
+    """Parse a JSON file, raising `error` with one message that names the file and the fix."""
+    import json
+    file = Path(file)
+    if not file.exists():
+        raise error(f"{file} is missing; {missing_fix}")
+    try:
+        return json.loads(file.read_text())
+    except json.JSONDecodeError as e:
+        raise error(f"{file} is not valid JSON ({e}); {corrupt_fix}") from e

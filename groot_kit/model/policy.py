@@ -315,13 +315,10 @@ class GrootPolicy(nn.Module):
         path = Path(path)
         if not path.is_dir():
             raise CheckpointError(f"checkpoint folder {path} does not exist; pass the folder given to save_pretrained")
+        from groot_kit.fileio import read_json_checked
         cfg_file = path / CONFIG_NAME
-        if not cfg_file.exists():
-            raise CheckpointError(f"{cfg_file} is missing; a checkpoint folder needs config.json next to its weights")
-        try:
-            meta = json.loads(cfg_file.read_text())
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{cfg_file} is not valid JSON ({e}); restore it from the run that wrote it") from e
+        meta = read_json_checked(cfg_file, "a checkpoint folder needs config.json next to its weights",
+                                 "restore it from the run that wrote it", CheckpointError)
         if "backbone_cfg" in meta and "action_head_cfg" in meta:
             from groot_kit.model.gr00t_checkpoint import load_gr00t_checkpoint
             return load_gr00t_checkpoint(path, map_location=map_location)

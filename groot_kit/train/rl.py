@@ -49,7 +49,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np
 import torch
 from torch import nn
-from groot_kit.fileio import atomic_directory
+from groot_kit.fileio import atomic_directory, read_json_checked
 
 TASK_KEY = "annotation.human.task_description"
 EVAL_SEED_OFFSET = 100_000  # evaluation scenes never overlap demo / training seeds
@@ -568,12 +568,8 @@ class ResidualPolicy:
         from groot_kit.model.policy import CheckpointError, GrootPolicy
         path = Path(path)
         cfg_file = path / RL_CONFIG_NAME
-        if not cfg_file.exists():
-            raise CheckpointError(f"{cfg_file} is missing; pass a folder written by ResidualPolicy.save_pretrained")
-        try:
-            meta = json.loads(cfg_file.read_text())
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{cfg_file} is not valid JSON ({e}); re-save the RL checkpoint") from e
+        meta = read_json_checked(cfg_file, "pass a folder written by ResidualPolicy.save_pretrained",
+                                 "re-save the RL checkpoint", CheckpointError)
         if meta.get("format") != "groot_kit/residual_rl/1":
             raise CheckpointError(f"{cfg_file} is not a groot_kit residual-RL checkpoint")
         task_cfg = RLTaskConfig(**meta["task"])

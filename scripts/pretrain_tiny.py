@@ -32,6 +32,9 @@ def main(argv=None) -> int:
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--hold-seconds", type=float, default=None, help="expert holds the goal this long after success")
     p.add_argument("--teleop-episodes", type=int, default=None)
+    p.add_argument("--start-noise", type=float, default=None, help="joint noise (rad) on the demos' start pose")
+    p.add_argument("--checkpoint-dir", default=None, help="where the base checkpoint goes (default data_samples/...)")
+    p.add_argument("--results-file", default=None, help="results JSON (default benchmarks/results/pretrain_tiny.json)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
     a = p.parse_args(argv)
     import torch
@@ -41,7 +44,8 @@ def main(argv=None) -> int:
                                 eval_episodes=a.eval_episodes, expert_episodes=a.expert_episodes, task=a.task,
                                 num_cubes=a.num_cubes, init_from=a.init_from,
                                 learning_rate=a.learning_rate, hold_seconds=a.hold_seconds,
-                                teleop_episodes=a.teleop_episodes).items() if v is not None}
+                                teleop_episodes=a.teleop_episodes, start_noise=a.start_noise,
+                                checkpoint_dir=a.checkpoint_dir, results_file=a.results_file).items() if v is not None}
     if a.embodiments:
         kw["embodiments"] = tuple(a.embodiments.split(","))
     if a.fast and "output_dir" not in kw:

@@ -31,7 +31,7 @@ RESULTS = "benchmarks/results/sample_efficiency.json"
 
 
 def train_scratch(base_config, ds, steps: int, lr: float, batch_size: int, seed: int, out_dir: Path,
-                  init_checkpoint: str | None = None):
+                  init_checkpoint: str | None = None, init_from: str = "mean"):
     """Every parameter trainable: from random weights, or (init_checkpoint) full fine-tuning of the base
     with the new slot mean-initialised (the "full" diagnostic row)."""
     import torch
@@ -42,7 +42,8 @@ def train_scratch(base_config, ds, steps: int, lr: float, batch_size: int, seed:
     torch.manual_seed(seed)
     if init_checkpoint:
         policy = GrootPolicy.from_pretrained(init_checkpoint)
-        L.init_embodiment_slot(policy, ds.embodiment_id, "mean")
+        L.init_embodiment_slot(policy, ds.embodiment_id, init_from,
+                               new_dims=(ds.modality.state_dim, ds.modality.action_dim))
     else:
         policy = GrootPolicy(base_config)
     policy.set_processor(GrootProcessor.from_dataset(ds))
@@ -79,6 +80,9 @@ def main(argv=None) -> int:
     p.add_argument("--results", default=RESULTS)
     p.add_argument("--methods", default="lora,scratch", help="any of lora, scratch, full (pretrained, all "
                    "parameters trained: a diagnostic of how much the base itself transfers)")
+    p.add_argument("--init-from", default="mean", help="new slot's start: mean, nearest, random, a robot name or slot")
+    p.add_argument("--start-noise", type=float, default=0.02, help="joint noise (rad) on the demos' start pose")
+    p.add_argument("--hold-seconds", type=float, default=0.3, help="demos keep the goal this long after success")
     p.add_argument("--fast", action="store_true", help="smoke run: random base if none, 2/4 demos, few steps")
     a = p.parse_args(argv)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
@@ -101,7 +105,7 @@ def main(argv=None) -> int:
     emb = F.build_arm(spec, out / "embodiment" / spec.name, slot)
     t0 = time.perf_counter()
     demos = F.record_demos(emb.root, a.task, max(counts), out / "demos", image_size=base_cfg.vlm.vision.image_size,
-                           seed=a.seed, num_cubes=a.num_cubes)
+                           seed=a.seed, num_cubes=a.num_cubes, start_noise=a.start_noise, hold_seconds=a.hold_seconds)
     print(f"demos: {demos}")
     rows = []
     results_path = Path(a.results) if a.results else None
@@ -116,14 +120,15 @@ def main(argv=None) -> int:
                                  base_checkpoint=a.base_checkpoint if base_ok else None, task=a.task,
                                  batch_size=a.batch_size, slot_id=slot, num_cubes=a.num_cubes,
                                  demos_dir=demos["path"], demo_episodes=eps, eval_episodes=a.eval_episodes,
-                                 video_episodes=0, save_merged=False)
+                                 video_episodes=0, save_merged=False, init_from=a.init_from,
+                                 start_noise=a.start_noise, hold_seconds=a.hold_seconds)
                 sr, hist, trainable = res.success_rate, res.history, res.metrics["trainable"]
                 steps = a.lora_steps
             else:
                 ds = F.load_demo_dataset(demos["path"], emb.root, base, episodes=eps)
                 init = a.base_checkpoint if (m == "full" and base_ok) else None
                 pol, hist, trainable = train_scratch(base_cfg, ds, scratch_steps, a.lr, a.batch_size, a.seed,
-                                                     run_dir / "train", init_checkpoint=init)
+                                                     run_dir / "train", init_checkpoint=init, init_from=a.init_from)
                 ev = F.evaluate_closed_loop(pol, emb.root, a.task, a.eval_episodes, seed=a.seed, video_episodes=0,
                                             num_cubes=a.num_cubes)
                 sr, steps = ev["success_rate"], scratch_steps
@@ -136,7 +141,8 @@ def main(argv=None) -> int:
                 "experiment": "sample efficiency on a new arm: pretrained + LoRA vs scratch",
                 "arm": dataclasses.asdict(spec), "slot_id": slot, "task": a.task, "num_cubes": a.num_cubes,
                 "base_checkpoint": a.base_checkpoint if base_ok else None, "rank": a.rank, "alpha": a.alpha,
-                "lr": a.lr, "batch_size": a.batch_size, "targets": a.targets, "lora_steps": a.lora_steps,
+                "lr": a.lr, "batch_size": a.batch_size, "init_from": a.init_from, "start_noise": a.start_noise,
+                "hold_seconds": a.hold_seconds, "targets": a.targets, "lora_steps": a.lora_steps,
                 "scratch_steps": scratch_steps, "seed": a.seed, "eval_seeds": f"{F.EVAL_SEED_OFFSET + 1000 * a.seed}+",
                 "demo_recording": demos, "rows": rows, "markdown": table(rows),
                 "base_reference": base_reference(a.base_checkpoint if base_ok else None),

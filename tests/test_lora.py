@@ -135,10 +135,35 @@ def test_slot_and_adapter_errors(tmp_path):
         L.choose_slot(p, 99)
     assert L.choose_slot(p) != 1
     assert L.init_embodiment_slot(p, 5, "mean") == [1]
+    with pytest.raises(L.LoraSetupError, match="nearest"):
+        L.init_embodiment_slot(p, 5, "ur5")
     with pytest.raises(L.LoraSetupError, match="lacks"):
         L.load_adapters(p, tmp_path)
     with pytest.raises(L.LoraSetupError, match="no LoRA"):
         L.save_adapters(p, tmp_path / "x", 5)
+
+
+def test_new_slot_copies_the_nearest_robot():
+    """'nearest' copies the trained slot whose robot has the closest state/action dims; a robot's
+    name copies that robot's slot; the copy is exact for every category-specific layer."""
+    import numpy as np
+    from groot_kit.data.modality import ModalityConfig
+    from groot_kit.data.normalization import NormalizationStats
+    from groot_kit.data.processor import GrootProcessor
+    from groot_kit.embodiment import load_embodiment
+    p = _policy()
+    for name in ("so100", "panda7"):
+        spec = load_embodiment(name)
+        m = ModalityConfig.from_dict(spec.modality)
+        rng = np.random.default_rng(0)
+        stats = NormalizationStats.from_arrays(rng.normal(size=(20, m.state_dim)), rng.normal(size=(20, m.action_dim)), m)
+        p.set_processor(GrootProcessor(m, stats=stats, embodiment=name, embodiment_id=spec.slot_id))
+    assert L.init_embodiment_slot(p, 30, "nearest", new_dims=(6, 6)) == [1]   # 5 joints + gripper
+    assert L.init_embodiment_slot(p, 30, "nearest", new_dims=(8, 8)) == [2]   # 7 joints + gripper
+    assert L.init_embodiment_slot(p, 30, "nearest", new_dims=None) == [1, 2]  # dims unknown: the mean
+    assert L.init_embodiment_slot(p, 29, "panda7") == [2]
+    for layer in L.category_specific_layers(p).values():
+        assert torch.equal(layer.W[29], layer.W[2]) and torch.equal(layer.b[29], layer.b[2])
 
 
 @pytest.mark.slow

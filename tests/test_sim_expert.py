@@ -42,3 +42,24 @@ def test_rollout_with_plain_function():
     home = env.spec_e.home_action()
     ep = rollout(env, lambda obs: home, max_steps=10, seed=0)
     assert len(ep) == 10 and not ep.success and all(s == "reach" for s in ep.subtasks)
+
+
+@pytest.mark.parametrize("name", ["so100", "panda7", "gr1_upper"])
+def test_varied_start_poses_keep_the_expert_successful(name):
+    """start_noise spreads the start pose (end effectors stay above the table) and the expert, which
+    starts from the actual joints, still reaches the cube from there."""
+    env = make_env(name, "reach", render=False, num_cubes=1, start_noise=0.3)
+    nominal = make_env(name, "reach", render=False, num_cubes=1)
+    spread, eps = [], []
+    for s in range(4):
+        env.reset(seed=700 + s)
+        nominal.reset(seed=700 + s)
+        q = np.concatenate([env.data.qpos[a.qadr] for a in env.arms.values()])
+        q0 = np.concatenate([nominal.data.qpos[a.qadr] for a in nominal.arms.values()])
+        spread.append(np.abs(q - q0).max())
+        assert all(env.data.site_xpos[a.ee_site][2] > 0.06 for a in env.arms.values())
+        eps.append(rollout(env, make_expert(env), seed=700 + s, record_frames=False))
+    assert np.mean(spread) > 0.15, spread  # nominal noise is 0.02 rad
+    assert all(e.success for e in eps), [len(e) for e in eps]
+    with pytest.raises(ValueError, match="start_noise"):
+        make_env(name, "reach", render=False, start_noise=5.0)

@@ -60,7 +60,7 @@ class GrootSimEnv(gym.Env):
 
     def __init__(self, embodiment, task: str = "pick_place", image_size: int = 96, seed: int | None = None,
                  randomize: bool = True, render: bool = True, terminate_on_success: bool = True,
-                 max_episode_steps: int | None = None, num_cubes: int = 3):
+                 max_episode_steps: int | None = None, num_cubes: int = 3, start_noise: float = 0.02):
         self.spec_e: EmbodimentSpec = load_embodiment(embodiment)
         sp = self.spec_e
         if task not in TASKS:
@@ -74,6 +74,12 @@ class GrootSimEnv(gym.Env):
         self.render_images, self.terminate_on_success = render, terminate_on_success
         self.render_mode = "rgb_array"
         self.num_cubes = num_cubes
+        if not 0.0 <= float(start_noise) <= 1.0:
+            raise ValueError(f"make_env: start_noise={start_noise!r} must be in [0, 1] rad (0.02 nominal; "
+                             "0.2-0.4 gives varied start poses for demonstrations)")
+        # std (rad) of the noise on the home joints at reset. Demos recorded from varied start poses
+        # show the policy how to come back to the target from anywhere, not only from home.
+        self.start_noise = float(start_noise)
         self.layout = sp.task_layout
         self.model = self._build_model()
         self.data = mujoco.MjData(self.model)
@@ -199,14 +205,7 @@ class GrootSimEnv(gym.Env):
         for k, v in self._nominal.items():
             getattr(m, k)[:] = v
         sp, lay = self.spec_e, self.layout
-        for an, arm in self.arms.items():
-            home = np.asarray(sp.arms[an].home)
-            if self.randomize:
-                home = home + rng.normal(0, 0.02, home.shape)
-            d.qpos[arm.qadr] = home
-            d.ctrl[arm.act_ids] = home
-            d.qpos[arm.finger_qadr] = arm.open
-            d.ctrl[arm.finger_act] = arm.open
+        self._reset_arms(rng)
         R = self.randomize
         if R:  # lighting, camera jitter, table colour
             m.light_pos[:] += rng.uniform(-0.25, 0.25, m.light_pos.shape)
@@ -225,6 +224,27 @@ class GrootSimEnv(gym.Env):
         self._start_warnings = self.warning_count()
         obs = self._obs()
         return obs, self._info(False)
+
+    def _reset_arms(self, rng) -> None:
+        """Home pose plus N(0, start_noise) per joint, clipped to the joint range. Large noise is
+        re-drawn (up to 50 times) until every end effector is at least 6 cm above the table."""
+        m, d, sp = self.model, self.data, self.spec_e
+        for _attempt in range(50):
+            for an, arm in self.arms.items():
+                home = np.asarray(sp.arms[an].home, float)
+                if self.randomize:
+                    jids = [self._id("joint", j) for j in sp.arms[an].joints]
+                    lo, hi = m.jnt_range[jids, 0], m.jnt_range[jids, 1]
+                    home = np.clip(home + rng.normal(0, self.start_noise, home.shape), lo, hi)
+                d.qpos[arm.qadr] = home
+                d.ctrl[arm.act_ids] = home
+                d.qpos[arm.finger_qadr] = arm.open
+                d.ctrl[arm.finger_act] = arm.open
+            if not self.randomize or self.start_noise <= 0.05:
+                return
+            mujoco.mj_kinematics(m, d)
+            if all(d.site_xpos[a.ee_site][2] > 0.06 for a in self.arms.values()):
+                return
 
     def _jitter(self, rgb, rng):
         rgb = np.asarray(rgb, float)

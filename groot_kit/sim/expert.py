@@ -65,8 +65,6 @@ class ScriptedExpert:
     def reset(self) -> None:
         env = self.env
         self.ctl = {a: _ArmCtl(env, a) for a in env.arms}
-        for c in self.ctl.values():
-            c.q = np.asarray(env.spec_e.arms[c.arm].home, float)
         self.stage, self.stage_t, self.retries, self.done = 0, 0, 0, False
         self.subtask = "reach"
         lay = env.layout

@@ -91,13 +91,15 @@ def build_arm(spec, out_dir: str | os.PathLike, slot_id: int):
 
 
 def expert_episodes(embodiment_dir, task: str, n: int, image_size: int = 64, seed: int = 0, num_cubes: int = 1,
-                    hold_seconds: float = 0.3, stats: dict | None = None):
+                    hold_seconds: float = 0.3, stats: dict | None = None, start_noise: float = 0.02):
     """Yield `n` successful, domain-randomised scripted-expert episodes (EpisodeData, tier synthetic).
     The expert holds the goal pose `hold_seconds` after success (as in the tiny pretraining recipe),
-    so chunks near the goal teach the policy to stop there."""
+    so chunks near the goal teach the policy to stop there. `start_noise` (rad) varies the arm's
+    start pose (see GrootSimEnv); episodes shorter than 4 steps (start already at the goal) are skipped."""
     from groot_kit.data import from_sim_episode
     from groot_kit.sim import make_env, make_expert, rollout
-    env = make_env(str(embodiment_dir), task, image_size=image_size, seed=seed, num_cubes=num_cubes)
+    env = make_env(str(embodiment_dir), task, image_size=image_size, seed=seed, num_cubes=num_cubes,
+                   start_noise=start_noise)
     hold = int(round(hold_seconds * env.spec_e.control_hz))
     made, k = 0, 0
     try:
@@ -105,7 +107,7 @@ def expert_episodes(embodiment_dir, task: str, n: int, image_size: int = 64, see
             s = seed + k
             k += 1
             ep = rollout(env, make_expert(env), seed=s, tier="synthetic", extra_steps_after_success=hold)
-            if not ep.success:
+            if not ep.success or len(ep) < 4:
                 continue
             made += 1
             yield from_sim_episode(ep, tier="synthetic", provenance={
@@ -122,7 +124,7 @@ def expert_episodes(embodiment_dir, task: str, n: int, image_size: int = 64, see
 
 def record_demos(embodiment_dir: str | os.PathLike, task: str, num_demos: int, out_dir: str | os.PathLike,
                  image_size: int = 64, seed: int = 0, num_cubes: int = 1, hold_seconds: float = 0.3,
-                 reuse: bool = True) -> dict:
+                 reuse: bool = True, start_noise: float = 0.02) -> dict:
     """Record `num_demos` successful scripted-expert demos as a LeRobot v3.0 dataset (reused if the
     folder already holds the same request). Returns {"path", "episodes", "frames", "seconds", "reused"}."""
     from groot_kit.data import write_dataset
@@ -131,7 +133,7 @@ def record_demos(embodiment_dir: str | os.PathLike, task: str, num_demos: int, o
     out_dir = Path(out_dir)
     want = {"embodiment": str(Path(embodiment_dir).resolve()), "task": task, "num_demos": int(num_demos),
             "image_size": int(image_size), "seed": int(seed), "num_cubes": int(num_cubes),
-            "hold_seconds": float(hold_seconds), "robot": _folder_hash(embodiment_dir)}
+            "hold_seconds": float(hold_seconds), "start_noise": float(start_noise), "robot": _folder_hash(embodiment_dir)}
     stamp = out_dir.parent / f".{out_dir.name}.request.json"
     if reuse and out_dir.exists() and stamp.exists() and json.loads(stamp.read_text()) == want:
         return {"path": str(out_dir), "episodes": num_demos, "frames": None, "seconds": 0.0, "reused": True}
@@ -140,7 +142,8 @@ def record_demos(embodiment_dir: str | os.PathLike, task: str, num_demos: int, o
     spec = load_embodiment(str(embodiment_dir))
     t0 = time.perf_counter()
     st: dict = {}
-    eps = expert_episodes(embodiment_dir, task, num_demos, image_size, seed, num_cubes, hold_seconds, st)
+    eps = expert_episodes(embodiment_dir, task, num_demos, image_size, seed, num_cubes, hold_seconds, st,
+                          start_noise=start_noise)
     write_dataset(eps, out_dir, modality_for(spec), fps=int(spec.control_hz), robot_type=spec.name,
                   embodiment=spec.name, embodiment_id=spec.slot_id, overwrite=True)
     stamp.write_text(json.dumps(want))
@@ -284,7 +287,7 @@ def finetune(arm_spec=None, num_demos: int = 20, rank: int = 8, alpha: float = 1
              callbacks: list[Callable[[int, dict], None]] | None = None, *, task: str = DEFAULT_TASK,
              batch_size: int = 16, slot_id: int | None = None, init_from: int | str = "mean",
              lora_dropout: float = 0.0, eval_episodes: int = 10, video_episodes: int = 1, preset: str = "tiny",
-             num_cubes: int = 1, hold_seconds: float = 0.3, replan_every: int = 8,
+             num_cubes: int = 1, hold_seconds: float = 0.3, start_noise: float = 0.02, replan_every: int = 8,
              demos_dir: str | os.PathLike | None = None, demo_episodes: list[int] | None = None,
              save_merged: bool = True, resume: bool = True, log_every: int = 10, progress: bool = False,
              on_stage: Callable[[str, dict], None] | None = None, policy=None) -> FinetuneResult:
@@ -335,7 +338,7 @@ def finetune(arm_spec=None, num_demos: int = 20, rank: int = 8, alpha: float = 1
     image_size = policy.config.vlm.vision.image_size
     if demos_dir is None:
         demo_info = record_demos(emb_dir, task, num_demos, out / "demos", image_size=image_size, seed=seed,
-                                 num_cubes=num_cubes, hold_seconds=hold_seconds)
+                                 num_cubes=num_cubes, hold_seconds=hold_seconds, start_noise=start_noise)
         demos_path = Path(demo_info["path"])
     else:
         demos_path, demo_info = Path(demos_dir), {"path": str(demos_dir), "reused": True}
@@ -351,7 +354,8 @@ def finetune(arm_spec=None, num_demos: int = 20, rank: int = 8, alpha: float = 1
     base_dir = str(base_checkpoint) if base_checkpoint else None
     if base_dir is None:  # adapters need their base: keep the random base beside them
         base_dir = str(policy.save_pretrained(out / "base"))
-    src = L.init_embodiment_slot(policy, slot, init_from)
+    mod = policy.get_processor(spec.name).modality
+    src = L.init_embodiment_slot(policy, slot, init_from, new_dims=(mod.state_dim, mod.action_dim))
     L.apply_lora(policy, config=lcfg)
     tune_llm = "language_model" in str(lcfg.target_modules)
     tcfg = TrainConfig(output_dir=str(out / "train"), max_steps=steps, batch_size=batch_size, learning_rate=lr,
@@ -443,7 +447,11 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--base-checkpoint", help="pretrained GrootPolicy folder (omit: random tiny base, for smoke tests)")
     g.add_argument("--preset", default="tiny", help="preset when no base checkpoint is given")
     g.add_argument("--slot-id", type=int, default=None, help="embodiment slot for the new arm (default: a free one)")
-    g.add_argument("--init-from", default="mean", help="'mean', 'random' or a slot id to copy the new slot from")
+    g.add_argument("--init-from", default="mean", help="where the new slot's weights start: 'mean' (of the trained "
+                   "slots), 'nearest' (the trained robot with the closest state/action dims), 'random', an "
+                   "embodiment name the base knows (e.g. so100) or a slot id")
+    g.add_argument("--start-noise", type=float, default=0.02, help="joint noise (rad) on the demos' start pose")
+    g.add_argument("--hold-seconds", type=float, default=0.3, help="demos keep the goal this long after success")
     g = p.add_argument_group("LoRA and training")
     g.add_argument("--rank", type=int, default=8)
     g.add_argument("--alpha", type=float, default=16.0)
@@ -475,6 +483,7 @@ def run_finetune(args: argparse.Namespace) -> dict:
                    base_checkpoint=args.base_checkpoint, task=args.task, batch_size=args.batch_size,
                    slot_id=args.slot_id, init_from=init_from, lora_dropout=args.lora_dropout,
                    eval_episodes=args.eval_episodes, num_cubes=args.num_cubes, preset=args.preset, save_merged=not args.no_merged,
+                   start_noise=args.start_noise, hold_seconds=args.hold_seconds,
                    resume=not args.no_resume, progress=True)
     summary = {k: v for k, v in res.metrics.items() if k not in ("successes",)}
     print(json.dumps(summary, indent=2, default=str))

@@ -95,22 +95,37 @@ def _slot_owner(policy, slot: int) -> str:
 
 
 @torch.no_grad()
-def init_embodiment_slot(policy, slot: int, init_from: int | str = "mean") -> list[int]:
+def init_embodiment_slot(policy, slot: int, init_from: int | str = "mean", new_dims: tuple[int, int] | None = None
+                         ) -> list[int]:
     """Copy-initialise slice `slot` of every category-specific layer. Returns the source slots.
 
     init_from: "mean" -> mean of the slots in `used_slots(policy)` (all other slots if none is
-    recorded); an int -> that slot; "random" -> leave the existing (random) initialisation.
+    recorded); "nearest" -> the trained slot whose robot has the same (state_dim, action_dim) as
+    `new_dims` (closest dims otherwise; "mean" when nothing is known); an embodiment name the policy
+    knows (e.g. "so100") or an int -> that slot; "random" -> leave the existing initialisation.
     """
     E = policy.config.action_head.max_num_embodiments
     if init_from == "random":
         return []
+    procs = getattr(policy, "normalization", {}).get("processors", {})
+    if init_from == "nearest":
+        known = []
+        if new_dims is not None:
+            for name, p in procs.items():
+                if "embodiment_id" in p and int(p["embodiment_id"]) != slot:
+                    m = policy.get_processor(name).modality
+                    known.append((abs(m.state_dim - new_dims[0]) + abs(m.action_dim - new_dims[1]), int(p["embodiment_id"])))
+        init_from = min(known)[1] if known else "mean"
+    if isinstance(init_from, str) and init_from in procs:
+        init_from = int(procs[init_from]["embodiment_id"])
     if init_from == "mean":
         src = [s for s in used_slots(policy) if s != slot] or [s for s in range(E) if s != slot]
     else:
         try:
             src = [int(init_from)]
         except (TypeError, ValueError):
-            raise LoraSetupError(f"init_from={init_from!r}: use 'mean', 'random' or an existing slot id") from None
+            raise LoraSetupError(f"init_from={init_from!r}: use 'mean', 'nearest', 'random', an embodiment the "
+                                 f"policy knows ({sorted(procs)}) or a slot id") from None
         if not 0 <= src[0] < E:
             raise LoraSetupError(f"init_from={init_from}: slot outside 0..{E - 1}")
     idx = torch.tensor(src)

@@ -68,6 +68,7 @@ class PretrainConfig:
     video_episodes: int = 40            # tier video (IDM pseudo-labels), so100 only; 0 = off
     heldout_episodes: int = 4           # open-loop eval episodes per embodiment (unseen seeds)
     hold_seconds: float = 0.0           # expert keeps recording this long after success (0.3 measured worse)
+    start_noise: float = 0.3            # joint noise (rad) on the start pose of training demos (eval: 0.02)
     tier_weights: dict = field(default_factory=lambda: {"synthetic": 1.0, "teleop": 0.5, "video": 0.15})
     subtask_loss_weight: float = 0.1    # System 2 sub-task co-training
     max_steps: int = 8000               # starting guess; when train_minutes > 0 the budget decides
@@ -103,13 +104,14 @@ def tiny_pretrain_policy_config(num_views: int = 2, subtask_loss_weight: float =
 
 # ----------------------------------------------------------------------------------- data
 def _episodes(embodiment: str, task: str, n: int, image_size: int, seed: int, num_cubes: int,
-              teleop: bool = False, hold_seconds: float = 0.3, stats: dict | None = None):
+              teleop: bool = False, hold_seconds: float = 0.3, stats: dict | None = None,
+              start_noise: float = 0.02):
     """Successful demos from the scripted expert or the simulated operator (EpisodeData list)."""
     from groot_kit.data import from_sim_episode
     from groot_kit.sim import make_env, make_expert, rollout
     from groot_kit.sim.teleop import SimulatedOperator
 
-    env = make_env(embodiment, task, image_size=image_size, seed=seed, num_cubes=num_cubes)
+    env = make_env(embodiment, task, image_size=image_size, seed=seed, num_cubes=num_cubes, start_noise=start_noise)
     hold = int(round(hold_seconds * env.spec_e.control_hz))
     tier = "teleop" if teleop else "synthetic"
     out, k, tried = [], 0, 0
@@ -120,7 +122,7 @@ def _episodes(embodiment: str, task: str, n: int, image_size: int, seed: int, nu
             pol = SimulatedOperator(env, seed=s) if teleop else make_expert(env)
             ep = rollout(env, pol, seed=s, tier=tier, extra_steps_after_success=hold)
             tried += 1
-            if not ep.success:
+            if not ep.success or len(ep) < 4:  # a start pose already at the goal teaches nothing
                 continue
             out.append(from_sim_episode(ep, tier=tier, provenance={
                 "source": "simulated_operator" if teleop else "scripted_expert", "embodiment": embodiment,
@@ -142,7 +144,7 @@ def generate_pretrain_data(cfg: PretrainConfig, log: Callable[[str], None] = pri
     root = Path(cfg.output_dir) / "data"
     key = {k: v for k, v in dataclasses.asdict(cfg).items()
            if k in ("embodiments", "task", "num_cubes", "image_size", "expert_episodes", "teleop_episodes",
-                    "video_episodes", "heldout_episodes", "hold_seconds", "seed", "encoder_crf")}
+                    "video_episodes", "heldout_episodes", "hold_seconds", "start_noise", "seed", "encoder_crf")}
     key["embodiments"] = list(key["embodiments"])
     manifest = root / "manifest.json"
     if manifest.exists():  # same recipe already generated: reuse (delete the folder to regenerate)
@@ -169,7 +171,9 @@ def generate_pretrain_data(cfg: PretrainConfig, log: Callable[[str], None] = pri
                 continue
             t1 = time.perf_counter()
             st: dict = {}
-            eps = _episodes(emb, cfg.task, n, cfg.image_size, seed, cfg.num_cubes, teleop, cfg.hold_seconds, st)
+            noise = 0.02 if name == "heldout" else cfg.start_noise  # held-out demos start like the eval
+            eps = _episodes(emb, cfg.task, n, cfg.image_size, seed, cfg.num_cubes, teleop, cfg.hold_seconds, st,
+                            start_noise=noise)
             if name == "expert":
                 expert_eps = eps
             path = write_dataset(eps, root / f"{emb}_{name}", modality_for(spec), **kw)
@@ -196,7 +200,7 @@ def _video_tier(cfg, emb, spec, expert_eps, root, kw, seed, log) -> dict:
     t1 = time.perf_counter()
     idm, _ = train_idm(expert_eps, steps=300 if cfg.max_steps > 200 else 30, camera="front")
     vids = to_video_tier(_episodes(emb, cfg.task, cfg.video_episodes, cfg.image_size, seed, cfg.num_cubes,
-                                   hold_seconds=cfg.hold_seconds), keep_state=True)
+                                   hold_seconds=cfg.hold_seconds, start_noise=cfg.start_noise), keep_state=True)
     score = evaluate_idm(idm, vids, camera="front")
     labelled = pseudo_label(idm, vids, camera="front", score={"r2": score["r2"]})
     path = write_dataset(labelled, root / f"{emb}_video_idm", modality_for(spec), tier="video", **kw)

@@ -5,14 +5,18 @@ only after ``finalize()``; an interrupted write leaves no half dataset behind.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import shutil
+import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -26,11 +30,18 @@ MODALITY_FILE = "meta/modality.json"
 
 @dataclass
 class EncoderOptions:
-    """Video encoder knobs passed to ``LeRobotDataset.create``.
+    """Video encoder knobs passed to ``LeRobotDataset.create``, plus how image statistics are sampled.
 
     Measured on the 2-core dev machine at 96 px (noise-like frames, 400 frames):
     lerobot default (AV1, PNG then encode) ~270 frames/s, AV1 streaming ~520 frames/s,
     H.264 ultrafast streaming ~600 frames/s (default here).
+
+    ``stats_max_side``: lerobot computes per-camera image statistics (meta/stats.json) from every
+    pixel of every frame below 300 px. We give it a sample instead: as many pixels as a grid of at
+    most ``stats_max_side`` per side (stride ``ceil(max(h, w) / stats_max_side)``), at random
+    positions drawn afresh for every frame. About 25% less CPU per frame at 96 px; the per-channel
+    mean and std stay within ~0.001 (pixel values in [0, 1]) over a 100-frame episode, quantiles
+    and min/max within sampling noise. ``None`` keeps lerobot's behaviour.
     """
 
     codec: str = "h264"  # "h264" | "libsvtav1" | "hevc"
@@ -40,6 +51,7 @@ class EncoderOptions:
     streaming: bool = True
     threads: int | None = 1
     batch_encoding_size: int = 1
+    stats_max_side: int | None = 24  # image stats from <= this many px per side, sampled; None: lerobot's
 
     def lerobot_kwargs(self) -> dict[str, Any]:
         from lerobot.configs.video import RGBEncoderConfig
@@ -50,6 +62,64 @@ class EncoderOptions:
         enc = RGBEncoderConfig(vcodec=self.codec, preset=preset, crf=self.crf, g=self.gop)
         return dict(rgb_encoder=enc, streaming_encoding=self.streaming, encoder_threads=self.threads,
                     batch_encoding_size=self.batch_encoding_size)
+
+
+class _SampledImageStats:
+    """Swaps ``lerobot.datasets.compute_stats.auto_downsample_height_width`` for a sampling version
+    while at least one ``write_dataset`` runs (lock + per-size refcount; the original is restored when
+    the last writer finishes). lerobot's encoder threads look the function up when they start, so a
+    module-level swap is the only hook. Everything in the process that uses lerobot's image stats
+    meanwhile shares the swap: if any active writer asked for ``stats_max_side=None`` lerobot's own
+    function is used, else the largest requested size.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._sides: Counter = Counter()  # requested stats_max_side -> number of active writers
+        self._original = None
+        self._local = threading.local()  # per-thread random generator
+
+    @contextlib.contextmanager
+    def use(self, max_side: int | None) -> Iterator[None]:
+        from lerobot.datasets import compute_stats
+
+        with self._lock:
+            if not self._sides:
+                self._original = compute_stats.auto_downsample_height_width
+                compute_stats.auto_downsample_height_width = self._downsample
+            self._sides[max_side] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._sides[max_side] -= 1
+                if self._sides[max_side] == 0:
+                    del self._sides[max_side]
+                if not self._sides:
+                    compute_stats.auto_downsample_height_width = self._original
+
+    def _downsample(self, img: np.ndarray, *args, **kwargs) -> np.ndarray:
+        with self._lock:
+            side = None if not self._sides or None in self._sides else max(self._sides)
+        if side is None:
+            return self._original(img, *args, **kwargs)
+        H, W = img.shape[-2:]  # img is (C, H, W)
+        step = math.ceil(max(H, W) / side)
+        if step == 1:
+            return img
+        # As many pixels as a stride-`step` grid holds, but at random positions (a fresh draw per frame,
+        # seeded per encoder thread, i.e. per camera and episode): a fixed grid misses the same rows,
+        # columns and thin structures in every frame, which measurably biased the stats (mean off by
+        # up to 0.02 on a wrist camera); uniform positions do not.
+        rng = getattr(self._local, "rng", None)
+        if rng is None:
+            rng = self._local.rng = np.random.default_rng(0)
+        ny, nx = -(-H // step), -(-W // step)
+        ys, xs = rng.integers(0, H, ny * nx), rng.integers(0, W, ny * nx)
+        return img[..., ys, xs].reshape(*img.shape[:-2], ny, nx)
+
+
+_SAMPLED_STATS = _SampledImageStats()
 
 
 def _features(modality: ModalityConfig, ep: EpisodeData, with_actions: bool, with_subtasks: bool) -> dict:
@@ -104,6 +174,10 @@ def write_dataset(
     if root.exists() and not overwrite:
         raise DataError(str(root), "already exists", "pass overwrite=True or choose another path")
     encoder = encoder or EncoderOptions()
+    side = encoder.stats_max_side
+    if side is not None and (isinstance(side, bool) or not isinstance(side, int) or side < 1):
+        raise DataError("encoder.stats_max_side", f"must be a positive int or None, got {side!r}",
+                        "use e.g. 24, or None for lerobot's own image statistics")
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = root.parent / f".{root.name}.tmp-{uuid.uuid4().hex[:8]}"
     repo_id = repo_id or f"local/{root.name}"
@@ -113,50 +187,109 @@ def write_dataset(
     n_frames = 0
     t0 = time.perf_counter()
     try:
-        for i, raw in enumerate(episodes):
-            ep = from_sim_episode(raw, tier=tier or "synthetic") if not isinstance(raw, EpisodeData) else raw
-            if tier is not None:
-                ep.tier = tier
-            ep.validate(f"episode {i}")
+        # lerobot's encoder threads compute image stats from every pixel of every frame; a sample is
+        # enough (see EncoderOptions.stats_max_side) and saves ~25% CPU per frame. The swap lasts
+        # until finalize() has joined every encoder thread.
+        with _SAMPLED_STATS.use(side):
+            for i, raw in enumerate(episodes):
+                ep = from_sim_episode(raw, tier=tier or "synthetic") if not isinstance(raw, EpisodeData) else raw
+                if tier is not None:
+                    ep.tier = tier
+                ep.validate(f"episode {i}")
+                if ds is None:
+                    with_actions = ep.actions is not None
+                    with_sub = ep.subtasks is not None
+                    feats = _features(modality, ep, with_actions, with_sub)
+                    ds = LeRobotDataset.create(repo_id, fps=int(fps), features=feats, root=tmp,
+                                               robot_type=robot_type, use_videos=True, **encoder.lerobot_kwargs())
+                _check_episode(ep, modality, with_actions, with_sub, i)
+                T = len(ep)
+                for t in range(T):
+                    fr: dict[str, Any] = {"task": ep.instruction or "do the task"}
+                    if modality.state:
+                        fr[STATE_FEATURE] = np.ascontiguousarray(ep.states[t], dtype=np.float32)
+                    if with_actions:
+                        fr[ACTION_FEATURE] = np.ascontiguousarray(ep.actions[t], dtype=np.float32)
+                    for cam, key in modality.video.items():
+                        fr[key] = ep.frames[cam][t]
+                    if with_sub:
+                        fr[SUBTASK_FEATURE] = str(ep.subtasks[t])
+                    ds.add_frame(fr)
+                ds.save_episode()
+                n_frames += T
+                meta_eps.append({"episode_index": i, "length": T, "tier": ep.tier, "provenance": ep.provenance,
+                                 "instruction": ep.instruction, "success": ep.success})
             if ds is None:
-                with_actions = ep.actions is not None
-                with_sub = ep.subtasks is not None
-                feats = _features(modality, ep, with_actions, with_sub)
-                ds = LeRobotDataset.create(repo_id, fps=int(fps), features=feats, root=tmp,
-                                           robot_type=robot_type, use_videos=True, **encoder.lerobot_kwargs())
-            _check_episode(ep, modality, with_actions, with_sub, i)
-            T = len(ep)
-            for t in range(T):
-                fr: dict[str, Any] = {"task": ep.instruction or "do the task"}
-                if modality.state:
-                    fr[STATE_FEATURE] = np.ascontiguousarray(ep.states[t], dtype=np.float32)
-                if with_actions:
-                    fr[ACTION_FEATURE] = np.ascontiguousarray(ep.actions[t], dtype=np.float32)
-                for cam, key in modality.video.items():
-                    fr[key] = ep.frames[cam][t]
-                if with_sub:
-                    fr[SUBTASK_FEATURE] = str(ep.subtasks[t])
-                ds.add_frame(fr)
-            ds.save_episode()
-            n_frames += T
-            meta_eps.append({"episode_index": i, "length": T, "tier": ep.tier, "provenance": ep.provenance,
-                             "instruction": ep.instruction, "success": ep.success})
-        if ds is None:
-            raise DataError("episodes", "no episodes given", "pass at least one episode")
-        ds.finalize()
+                raise DataError("episodes", "no episodes given", "pass at least one episode")
+            ds.finalize()
         modality.save(tmp / MODALITY_FILE)
         meta = {"format": "groot_kit/1", "embodiment": embodiment or robot_type, "embodiment_id": embodiment_id,
                 "fps": int(fps), "episodes": meta_eps,
                 "encoder": asdict(encoder), "write_seconds": round(time.perf_counter() - t0, 3),
                 "frames": n_frames}
         (tmp / GROOT_META).write_text(json.dumps(meta, indent=1) + "\n")
-        if root.exists():
-            old = root.parent / f".{root.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(root, old)
-            os.replace(tmp, root)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, root)
+        _install(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return root
+
+
+def _install(tmp: Path, root: Path) -> None:
+    """Move a finished dataset folder into place (replacing ``root`` if it exists) with renames only."""
+    if root.exists():
+        old = root.parent / f".{root.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(root, old)
+        os.replace(tmp, root)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, root)
+
+
+def merge_datasets(parts: list[str | Path], root: str | Path, overwrite: bool = False,
+                   extra_meta: dict | None = None) -> Path:
+    """Concatenate datasets written by ``write_dataset`` (same features, fps, robot type, modality)
+    into one at ``root``, atomically: lerobot's ``aggregate_datasets`` merges data, videos, episode
+    metadata and stats; ``meta/modality.json`` must be identical in every part and is copied;
+    ``meta/groot_kit.json`` lists the parts' episodes in order, renumbered 0..N-1, with summed frames.
+    Its ``write_seconds`` is the slowest part's plus the merge's (parts are meant to be written in
+    parallel); ``extra_meta`` is added on top."""
+    from lerobot.datasets.aggregate import aggregate_datasets
+
+    parts, root = [Path(x) for x in parts], Path(root)
+    if not parts:
+        raise DataError("parts", "no datasets to merge", "pass at least one dataset folder")
+    if root.exists() and not overwrite:
+        raise DataError(str(root), "already exists", "pass overwrite=True or choose another path")
+    metas, modality = [], None
+    for part in parts:
+        for f in (GROOT_META, MODALITY_FILE):
+            if not (part / f).exists():
+                raise DataError(str(part / f), "missing", "merge only folders written by groot_kit's write_dataset")
+        m = json.loads((part / MODALITY_FILE).read_text())
+        if modality is None:
+            modality = m
+        elif m != modality:
+            raise DataError(str(part / MODALITY_FILE), f"differs from {parts[0] / MODALITY_FILE}",
+                            "merge only datasets of one embodiment and modality")
+        metas.append(json.loads((part / GROOT_META).read_text()))
+
+    t0 = time.perf_counter()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.parent / f".{root.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        aggregate_datasets([f"local/{p.name}" for p in parts], f"local/{root.name}", roots=parts, aggr_root=tmp)
+        shutil.copyfile(parts[0] / MODALITY_FILE, tmp / MODALITY_FILE)
+        episodes = [dict(e, episode_index=i) for i, e in enumerate(e for m in metas for e in m["episodes"])]
+        merge_s = time.perf_counter() - t0
+        meta = {**metas[0], "episodes": episodes, "frames": sum(m["frames"] for m in metas),
+                "write_seconds": round(max(m["write_seconds"] for m in metas) + merge_s, 3),
+                "merge_seconds": round(merge_s, 3),
+                "parts": [{"episodes": len(m["episodes"]), "frames": m["frames"],
+                           "write_seconds": m["write_seconds"]} for m in metas],
+                **(extra_meta or {})}
+        (tmp / GROOT_META).write_text(json.dumps(meta, indent=1) + "\n")
+        _install(tmp, root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -33,6 +33,8 @@ def main(argv=None) -> int:
     p.add_argument("--hold-seconds", type=float, default=None, help="expert holds the goal this long after success")
     p.add_argument("--teleop-episodes", type=int, default=None)
     p.add_argument("--start-noise", type=float, default=None, help="joint noise (rad) on the demos' start pose")
+    p.add_argument("--image-shift", type=int, default=None, help="train-time random image shift (px), 0 = off")
+    p.add_argument("--color-jitter", type=float, default=None, help="train-time brightness/contrast jitter, 0 = off")
     p.add_argument("--checkpoint-dir", default=None, help="where the base checkpoint goes (default data_samples/...)")
     p.add_argument("--results-file", default=None, help="results JSON (default benchmarks/results/pretrain_tiny.json)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
@@ -45,7 +47,8 @@ def main(argv=None) -> int:
                                 num_cubes=a.num_cubes, init_from=a.init_from,
                                 learning_rate=a.learning_rate, hold_seconds=a.hold_seconds,
                                 teleop_episodes=a.teleop_episodes, start_noise=a.start_noise,
-                                checkpoint_dir=a.checkpoint_dir, results_file=a.results_file).items() if v is not None}
+                                checkpoint_dir=a.checkpoint_dir, image_shift=a.image_shift,
+                                color_jitter=a.color_jitter, results_file=a.results_file).items() if v is not None}
     if a.embodiments:
         kw["embodiments"] = tuple(a.embodiments.split(","))
     if a.fast and "output_dir" not in kw:

@@ -15,6 +15,7 @@ from groot_kit.model.policy import CheckpointError, GrootPolicy
 from groot_kit.train.trainer import TrainConfig, Trainer, load_metrics, validate_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
+AUG = ("--image-shift", "2", "--color-jitter", "0.1")
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +60,11 @@ def test_trainer_respects_tune_flags_and_writes_checkpoints(toy_dataset, tmp_pat
 
 @pytest.mark.slow
 def test_killed_run_resumes_on_the_same_loss_curve(toy_dataset, tmp_path):
+    """Image augmentation is on: its random draws must continue where they stopped too."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    ref = subprocess.run(_train_cmd(toy_dataset, tmp_path / "ref", 14), env=env, capture_output=True, text=True, timeout=600)
+    ref = subprocess.run(_train_cmd(toy_dataset, tmp_path / "ref", 14, AUG), env=env, capture_output=True, text=True, timeout=600)
     assert ref.returncode == 0, ref.stderr[-2000:]
-    proc = subprocess.Popen(_train_cmd(toy_dataset, tmp_path / "killed", 14), env=env,
+    proc = subprocess.Popen(_train_cmd(toy_dataset, tmp_path / "killed", 14, AUG), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ck = tmp_path / "killed" / "checkpoints" / "step_000005"
     deadline = time.time() + 300
@@ -73,7 +75,7 @@ def test_killed_run_resumes_on_the_same_loss_curve(toy_dataset, tmp_path):
     proc.wait()
     done_before = len(load_metrics(tmp_path / "killed"))
     assert done_before < 14, "the run finished before it could be killed"
-    resumed = subprocess.run(_train_cmd(toy_dataset, tmp_path / "killed", 14), env=env, capture_output=True,
+    resumed = subprocess.run(_train_cmd(toy_dataset, tmp_path / "killed", 14, AUG), env=env, capture_output=True,
                              text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     a, b = load_metrics(tmp_path / "ref"), load_metrics(tmp_path / "killed")

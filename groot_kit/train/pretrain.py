@@ -71,6 +71,8 @@ class PretrainConfig:
     start_noise: float = 0.3            # joint noise (rad) on the start pose of training demos (eval: 0.02)
     tier_weights: dict = field(default_factory=lambda: {"synthetic": 1.0, "teleop": 0.5, "video": 0.15})
     subtask_loss_weight: float = 0.1    # System 2 sub-task co-training
+    image_shift: int = 4                # train-time random image shift, px (groot_kit.train.augment)
+    color_jitter: float = 0.1           # train-time brightness/contrast jitter
     max_steps: int = 8000               # starting guess; when train_minutes > 0 the budget decides
     train_minutes: float = 20.0         # training time budget: steps = what fits (0 = exactly max_steps)
     batch_size: int = 32
@@ -279,7 +281,7 @@ def train_base(cfg: PretrainConfig, data: dict, callbacks: list | None = None, l
                      batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, warmup_ratio=0.03,
                      tune_llm=True, tune_visual=True, tune_projector=True, tune_diffusion_model=True,
                      save_every=max(50, cfg.max_steps // 4), log_every=max(1, min(20, cfg.max_steps // 5)),
-                     seed=cfg.seed, resume=True)
+                     seed=cfg.seed, resume=True, image_shift=cfg.image_shift, color_jitter=cfg.color_jitter)
     budget = [_TimeBudget(tc, cfg.train_minutes, log)] if cfg.train_minutes > 0 else []
     trainer = Trainer(policy, mixture, tc, callbacks=budget + list(callbacks or []))
     t0 = time.perf_counter()

@@ -31,6 +31,7 @@ from torch import nn
 
 from groot_kit.fileio import atomic_directory
 from groot_kit.model.policy import CheckpointError, GrootPolicy
+from groot_kit.train.augment import augment_images
 
 CHECKPOINT_DIR = "checkpoints"
 METRICS_FILE = "metrics.jsonl"
@@ -61,6 +62,8 @@ class TrainConfig:
     resume: bool = True               # continue from the newest checkpoint in output_dir
     progress: bool = True             # tqdm progress bar on the main process
     cache_samples: bool = True        # keep decoded samples in RAM (small datasets, many epochs)
+    image_shift: int = 0              # train-time random image shift in px (DrQ-style; 0 = off)
+    color_jitter: float = 0.0         # train-time brightness/contrast jitter strength (0 = off)
 
     def __post_init__(self) -> None:
         if self.max_steps < 1:
@@ -73,6 +76,8 @@ class TrainConfig:
             raise ValueError("TrainConfig.mixed_precision must be 'auto', 'no', 'bf16' or 'fp16'")
         if self.save_every < 1 or self.log_every < 1:
             raise ValueError("TrainConfig.save_every and log_every must be >= 1")
+        if self.image_shift < 0 or not 0 <= self.color_jitter < 1:
+            raise ValueError("TrainConfig.image_shift must be >= 0 px and color_jitter in [0, 1) (e.g. 4 and 0.1)")
 
 
 # ------------------------------------------------------------------------------------ tune flags
@@ -322,6 +327,12 @@ class Trainer:
         t_last, window = time.perf_counter(), []
         while self.step < cfg.max_steps:
             batch = _to_device(next(it), acc.device)
+            if (cfg.image_shift or cfg.color_jitter) and "pixel_values" in batch:
+                # seeded by step: a resumed run draws the same augmentations
+                g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
+                vm = batch.get("view_mask")
+                batch["pixel_values"] = augment_images(batch["pixel_values"].cpu(), None if vm is None else vm.cpu(),
+                                                       cfg.image_shift, cfg.color_jitter, g).to(acc.device)
             with acc.autocast():
                 loss, info = self.model(batch)
             acc.backward(loss)

@@ -31,7 +31,8 @@ RESULTS = "benchmarks/results/sample_efficiency.json"
 
 
 def train_scratch(base_config, ds, steps: int, lr: float, batch_size: int, seed: int, out_dir: Path,
-                  init_checkpoint: str | None = None, init_from: str = "mean"):
+                  init_checkpoint: str | None = None, init_from: str = "mean", image_shift: int = 0,
+                  color_jitter: float = 0.0):
     """Every parameter trainable: from random weights, or (init_checkpoint) full fine-tuning of the base
     with the new slot mean-initialised (the "full" diagnostic row)."""
     import torch
@@ -50,7 +51,7 @@ def train_scratch(base_config, ds, steps: int, lr: float, batch_size: int, seed:
     cfg = TrainConfig(output_dir=str(out_dir), max_steps=steps, batch_size=batch_size, learning_rate=lr,
                       tune_llm=True, tune_visual=True, tune_projector=True, tune_diffusion_model=True,
                       save_every=steps, keep_last=1, log_every=max(1, steps // 20), seed=seed, resume=True,
-                      progress=False)
+                      progress=False, image_shift=image_shift, color_jitter=color_jitter)
     tr = Trainer(policy, ds, cfg)
     hist = tr.train()
     return tr.policy.eval(), hist, tr.trainable_counts
@@ -83,6 +84,8 @@ def main(argv=None) -> int:
     p.add_argument("--init-from", default="mean", help="new slot's start: mean, nearest, random, a robot name or slot")
     p.add_argument("--start-noise", type=float, default=0.02, help="joint noise (rad) on the demos' start pose")
     p.add_argument("--hold-seconds", type=float, default=0.3, help="demos keep the goal this long after success")
+    p.add_argument("--image-shift", type=int, default=0, help="train-time random image shift (px), 0 = off")
+    p.add_argument("--color-jitter", type=float, default=0.0, help="train-time brightness/contrast jitter")
     p.add_argument("--fast", action="store_true", help="smoke run: random base if none, 2/4 demos, few steps")
     a = p.parse_args(argv)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
@@ -121,14 +124,16 @@ def main(argv=None) -> int:
                                  batch_size=a.batch_size, slot_id=slot, num_cubes=a.num_cubes,
                                  demos_dir=demos["path"], demo_episodes=eps, eval_episodes=a.eval_episodes,
                                  video_episodes=0, save_merged=False, init_from=a.init_from,
-                                 start_noise=a.start_noise, hold_seconds=a.hold_seconds)
+                                 start_noise=a.start_noise, hold_seconds=a.hold_seconds,
+                                 image_shift=a.image_shift, color_jitter=a.color_jitter)
                 sr, hist, trainable = res.success_rate, res.history, res.metrics["trainable"]
                 steps = a.lora_steps
             else:
                 ds = F.load_demo_dataset(demos["path"], emb.root, base, episodes=eps)
                 init = a.base_checkpoint if (m == "full" and base_ok) else None
                 pol, hist, trainable = train_scratch(base_cfg, ds, scratch_steps, a.lr, a.batch_size, a.seed,
-                                                     run_dir / "train", init_checkpoint=init, init_from=a.init_from)
+                                                     run_dir / "train", init_checkpoint=init, init_from=a.init_from,
+                                                     image_shift=a.image_shift, color_jitter=a.color_jitter)
                 ev = F.evaluate_closed_loop(pol, emb.root, a.task, a.eval_episodes, seed=a.seed, video_episodes=0,
                                             num_cubes=a.num_cubes)
                 sr, steps = ev["success_rate"], scratch_steps
@@ -142,6 +147,7 @@ def main(argv=None) -> int:
                 "arm": dataclasses.asdict(spec), "slot_id": slot, "task": a.task, "num_cubes": a.num_cubes,
                 "base_checkpoint": a.base_checkpoint if base_ok else None, "rank": a.rank, "alpha": a.alpha,
                 "lr": a.lr, "batch_size": a.batch_size, "init_from": a.init_from, "start_noise": a.start_noise,
+                "image_shift": a.image_shift, "color_jitter": a.color_jitter,
                 "hold_seconds": a.hold_seconds, "targets": a.targets, "lora_steps": a.lora_steps,
                 "scratch_steps": scratch_steps, "seed": a.seed, "eval_seeds": f"{F.EVAL_SEED_OFFSET + 1000 * a.seed}+",
                 "demo_recording": demos, "rows": rows, "markdown": table(rows),

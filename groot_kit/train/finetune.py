@@ -288,6 +288,7 @@ def finetune(arm_spec=None, num_demos: int = 20, rank: int = 8, alpha: float = 1
              batch_size: int = 16, slot_id: int | None = None, init_from: int | str = "mean",
              lora_dropout: float = 0.0, eval_episodes: int = 10, video_episodes: int = 1, preset: str = "tiny",
              num_cubes: int = 1, hold_seconds: float = 0.3, start_noise: float = 0.02, replan_every: int = 8,
+             image_shift: int = 0, color_jitter: float = 0.0,
              demos_dir: str | os.PathLike | None = None, demo_episodes: list[int] | None = None,
              save_merged: bool = True, resume: bool = True, log_every: int = 10, progress: bool = False,
              on_stage: Callable[[str, dict], None] | None = None, policy=None) -> FinetuneResult:
@@ -362,11 +363,13 @@ def finetune(arm_spec=None, num_demos: int = 20, rank: int = 8, alpha: float = 1
                        weight_decay=0.0,  # keeps the other embodiments' slices bit-identical (see lora.py)
                        tune_llm=tune_llm, tune_visual=False, tune_projector=True, tune_diffusion_model=True,
                        warmup_ratio=0.05, save_every=max(steps, 1), keep_last=1, log_every=min(log_every, steps),
-                       seed=seed, resume=resume, progress=progress)
+                       seed=seed, resume=resume, progress=progress, image_shift=image_shift,
+                       color_jitter=color_jitter)
     # A killed run resumes from train/checkpoints; a run with different settings starts over.
     request = {"base": base_dir, "robot": _folder_hash(emb_dir), "demos": str(demos_path), "episodes": demo_episodes,
                "rank": rank, "alpha": alpha, "targets": str(lcfg.target_modules), "lr": lr, "steps": steps,
-               "batch_size": batch_size, "seed": seed, "slot": slot, "init_from": init_from}
+               "batch_size": batch_size, "seed": seed, "slot": slot, "init_from": init_from,
+               "image_shift": image_shift, "color_jitter": color_jitter}
     stamp = out / "train" / "finetune_request.json"
     if stamp.exists() and json.loads(stamp.read_text()) != json.loads(json.dumps(request, default=str)):
         shutil.rmtree(out / "train", ignore_errors=True)
@@ -452,6 +455,8 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
                    "embodiment name the base knows (e.g. so100) or a slot id")
     g.add_argument("--start-noise", type=float, default=0.02, help="joint noise (rad) on the demos' start pose")
     g.add_argument("--hold-seconds", type=float, default=0.3, help="demos keep the goal this long after success")
+    g.add_argument("--image-shift", type=int, default=0, help="train-time random image shift (px), 0 = off")
+    g.add_argument("--color-jitter", type=float, default=0.0, help="train-time brightness/contrast jitter, 0 = off")
     g = p.add_argument_group("LoRA and training")
     g.add_argument("--rank", type=int, default=8)
     g.add_argument("--alpha", type=float, default=16.0)
@@ -484,6 +489,7 @@ def run_finetune(args: argparse.Namespace) -> dict:
                    slot_id=args.slot_id, init_from=init_from, lora_dropout=args.lora_dropout,
                    eval_episodes=args.eval_episodes, num_cubes=args.num_cubes, preset=args.preset, save_merged=not args.no_merged,
                    start_noise=args.start_noise, hold_seconds=args.hold_seconds,
+                   image_shift=args.image_shift, color_jitter=args.color_jitter,
                    resume=not args.no_resume, progress=True)
     summary = {k: v for k, v in res.metrics.items() if k not in ("successes",)}
     print(json.dumps(summary, indent=2, default=str))

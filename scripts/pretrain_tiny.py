@@ -1,6 +1,6 @@
 """Tiny pretraining recipe in one command: data pyramid -> base checkpoint -> closed-loop eval.
 
-    python scripts/pretrain_tiny.py                 # full recipe (~30-40 min on a 2-core CPU)
+    python scripts/pretrain_tiny.py                 # full recipe (~35-45 min on a 2-core CPU)
     python scripts/pretrain_tiny.py --fast          # smoke run (~1-2 min), writes nothing shared
     python scripts/pretrain_tiny.py --train-minutes 40 --eval-episodes 50
 

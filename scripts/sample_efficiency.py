@@ -5,7 +5,8 @@
     python scripts/sample_efficiency.py --fast                # smoke run (random base, minutes)
 
 For each demo count N the same N expert demos (the first N of one recording) train
-  * "pretrained + LoRA": the tiny base checkpoint, new embodiment slot (mean-initialised) trained
+  * "pretrained + LoRA": the tiny base checkpoint, new embodiment slot (copied from the nearest
+    trained robot, so100 for this 5-DOF arm + gripper) trained
     fully + rank-r LoRA on the DiT attention, everything else frozen (groot_kit.train.finetune);
   * "scratch": the same architecture from random weights, every parameter trainable, same
     optimiser, same number of steps;
@@ -81,9 +82,9 @@ def main(argv=None) -> int:
     p.add_argument("--results", default=RESULTS)
     p.add_argument("--methods", default="lora,scratch", help="any of lora, scratch, full (pretrained, all "
                    "parameters trained: a diagnostic of how much the base itself transfers)")
-    p.add_argument("--init-from", default="mean", help="new slot's start: mean, nearest, random, a robot name or slot")
-    p.add_argument("--start-noise", type=float, default=0.02, help="joint noise (rad) on the demos' start pose")
-    p.add_argument("--hold-seconds", type=float, default=0.3, help="demos keep the goal this long after success")
+    p.add_argument("--init-from", default="nearest", help="new slot's start: mean, nearest, random, a robot name or slot")
+    p.add_argument("--start-noise", type=float, default=0.3, help="joint noise (rad) on the demos' start pose")
+    p.add_argument("--hold-seconds", type=float, default=0.0, help="demos keep the goal this long after success")
     p.add_argument("--image-shift", type=int, default=0, help="train-time random image shift (px), 0 = off")
     p.add_argument("--color-jitter", type=float, default=0.0, help="train-time brightness/contrast jitter")
     p.add_argument("--fast", action="store_true", help="smoke run: random base if none, 2/4 demos, few steps")

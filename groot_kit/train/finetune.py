@@ -91,10 +91,10 @@ def build_arm(spec, out_dir: str | os.PathLike, slot_id: int):
 
 
 def expert_episodes(embodiment_dir, task: str, n: int, image_size: int = 64, seed: int = 0, num_cubes: int = 1,
-                    hold_seconds: float = 0.3, stats: dict | None = None, start_noise: float = 0.02):
+                    hold_seconds: float = 0.0, stats: dict | None = None, start_noise: float = 0.3):
     """Yield `n` successful, domain-randomised scripted-expert episodes (EpisodeData, tier synthetic).
-    The expert holds the goal pose `hold_seconds` after success (as in the tiny pretraining recipe),
-    so chunks near the goal teach the policy to stop there. `start_noise` (rad) varies the arm's
+    The expert holds the goal pose `hold_seconds` after success (the tiny pretraining recipe uses 0:
+    a hold taught its policy to stop short). `start_noise` (rad) varies the arm's
     start pose (see GrootSimEnv); episodes shorter than 4 steps (start already at the goal) are skipped."""
     from groot_kit.data import from_sim_episode
     from groot_kit.sim import make_env, make_expert, rollout
@@ -123,8 +123,8 @@ def expert_episodes(embodiment_dir, task: str, n: int, image_size: int = 64, see
 
 
 def record_demos(embodiment_dir: str | os.PathLike, task: str, num_demos: int, out_dir: str | os.PathLike,
-                 image_size: int = 64, seed: int = 0, num_cubes: int = 1, hold_seconds: float = 0.3,
-                 reuse: bool = True, start_noise: float = 0.02) -> dict:
+                 image_size: int = 64, seed: int = 0, num_cubes: int = 1, hold_seconds: float = 0.0,
+                 reuse: bool = True, start_noise: float = 0.3) -> dict:
     """Record `num_demos` successful scripted-expert demos as a LeRobot v3.0 dataset (reused if the
     folder already holds the same request). Returns {"path", "episodes", "frames", "seconds", "reused"}."""
     from groot_kit.data import write_dataset
@@ -285,9 +285,9 @@ def finetune(arm_spec=None, num_demos: int = 20, rank: int = 8, alpha: float = 1
              steps: int = 1500, targets: str | Sequence[str] = "dit", seed: int = 0,
              output_dir: str | os.PathLike = "outputs/finetune", base_checkpoint: str | os.PathLike | None = None,
              callbacks: list[Callable[[int, dict], None]] | None = None, *, task: str = DEFAULT_TASK,
-             batch_size: int = 16, slot_id: int | None = None, init_from: int | str = "mean",
+             batch_size: int = 16, slot_id: int | None = None, init_from: int | str = "nearest",
              lora_dropout: float = 0.0, eval_episodes: int = 10, video_episodes: int = 1, preset: str = "tiny",
-             num_cubes: int = 1, hold_seconds: float = 0.3, start_noise: float = 0.02, replan_every: int = 8,
+             num_cubes: int = 1, hold_seconds: float = 0.0, start_noise: float = 0.3, replan_every: int = 8,
              image_shift: int = 0, color_jitter: float = 0.0,
              demos_dir: str | os.PathLike | None = None, demo_episodes: list[int] | None = None,
              save_merged: bool = True, resume: bool = True, log_every: int = 10, progress: bool = False,
@@ -450,11 +450,11 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--base-checkpoint", help="pretrained GrootPolicy folder (omit: random tiny base, for smoke tests)")
     g.add_argument("--preset", default="tiny", help="preset when no base checkpoint is given")
     g.add_argument("--slot-id", type=int, default=None, help="embodiment slot for the new arm (default: a free one)")
-    g.add_argument("--init-from", default="mean", help="where the new slot's weights start: 'mean' (of the trained "
+    g.add_argument("--init-from", default="nearest", help="where the new slot's weights start: 'mean' (of the trained "
                    "slots), 'nearest' (the trained robot with the closest state/action dims), 'random', an "
                    "embodiment name the base knows (e.g. so100) or a slot id")
-    g.add_argument("--start-noise", type=float, default=0.02, help="joint noise (rad) on the demos' start pose")
-    g.add_argument("--hold-seconds", type=float, default=0.3, help="demos keep the goal this long after success")
+    g.add_argument("--start-noise", type=float, default=0.3, help="joint noise (rad) on the demos' start pose")
+    g.add_argument("--hold-seconds", type=float, default=0.0, help="demos keep the goal this long after success")
     g.add_argument("--image-shift", type=int, default=0, help="train-time random image shift (px), 0 = off")
     g.add_argument("--color-jitter", type=float, default=0.0, help="train-time brightness/contrast jitter, 0 = off")
     g = p.add_argument_group("LoRA and training")

@@ -8,17 +8,17 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import shutil
 import threading
 import time
-import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
+
+from groot_kit.fileio import atomic_directory
 
 from .episode import EpisodeData, from_sim_episode
 from .errors import DataError
@@ -132,7 +132,7 @@ def _features(modality: ModalityConfig, ep: EpisodeData, with_actions: bool, wit
                              "names": _names(modality.action)}
     for cam, key in modality.video.items():
         if cam not in ep.frames:
-            raise DataError(f"episode.frames", f"camera '{cam}' named in modality.video is missing",
+            raise DataError("episode.frames", f"camera '{cam}' named in modality.video is missing",
                             f"render camera '{cam}' or remove it from the modality")
         h, w = ep.frames[cam].shape[1:3]
         f[key] = {"dtype": "video", "shape": (int(h), int(w), 3), "names": ["height", "width", "channels"]}
@@ -178,15 +178,14 @@ def write_dataset(
     if side is not None and (isinstance(side, bool) or not isinstance(side, int) or side < 1):
         raise DataError("encoder.stats_max_side", f"must be a positive int or None, got {side!r}",
                         "use e.g. 24, or None for lerobot's own image statistics")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{root.name}.tmp-{uuid.uuid4().hex[:8]}"
     repo_id = repo_id or f"local/{root.name}"
 
     ds = None
     meta_eps: list[dict] = []
     n_frames = 0
     t0 = time.perf_counter()
-    try:
+    with atomic_directory(root) as tmp:
+        tmp.rmdir()  # lerobot creates the dataset root itself and refuses an existing one
         # lerobot's encoder threads compute image stats from every pixel of every frame; a sample is
         # enough (see EncoderOptions.stats_max_side) and saves ~25% CPU per frame. The swap lasts
         # until finalize() has joined every encoder thread.
@@ -228,22 +227,7 @@ def write_dataset(
                 "encoder": asdict(encoder), "write_seconds": round(time.perf_counter() - t0, 3),
                 "frames": n_frames}
         (tmp / GROOT_META).write_text(json.dumps(meta, indent=1) + "\n")
-        _install(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return root
-
-
-def _install(tmp: Path, root: Path) -> None:
-    """Move a finished dataset folder into place (replacing ``root`` if it exists) with renames only."""
-    if root.exists():
-        old = root.parent / f".{root.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(root, old)
-        os.replace(tmp, root)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, root)
 
 
 def merge_datasets(parts: list[str | Path], root: str | Path, overwrite: bool = False,
@@ -275,9 +259,8 @@ def merge_datasets(parts: list[str | Path], root: str | Path, overwrite: bool = 
         metas.append(json.loads((part / GROOT_META).read_text()))
 
     t0 = time.perf_counter()
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{root.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    with atomic_directory(root) as tmp:
+        tmp.rmdir()  # aggregate_datasets creates its output root itself
         aggregate_datasets([f"local/{p.name}" for p in parts], f"local/{root.name}", roots=parts, aggr_root=tmp)
         shutil.copyfile(parts[0] / MODALITY_FILE, tmp / MODALITY_FILE)
         episodes = [dict(e, episode_index=i) for i, e in enumerate(e for m in metas for e in m["episodes"])]
@@ -289,10 +272,6 @@ def merge_datasets(parts: list[str | Path], root: str | Path, overwrite: bool = 
                            "write_seconds": m["write_seconds"]} for m in metas],
                 **(extra_meta or {})}
         (tmp / GROOT_META).write_text(json.dumps(meta, indent=1) + "\n")
-        _install(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return root
 
 

@@ -35,15 +35,17 @@ def color_jitter(pix: torch.Tensor, strength: float, generator: torch.Generator 
         return pix
     B, V = pix.shape[:2]
     lo, span = 1.0 - strength, 2.0 * strength
-    bright = lo + span * torch.rand(B, V, 1, 1, 1, generator=generator)
-    contrast = lo + span * torch.rand(B, V, 1, 1, 1, generator=generator)
+    # drawn on the CPU generator (reproducible on any device), applied where the images are
+    bright = (lo + span * torch.rand(B, V, 1, 1, 1, generator=generator)).to(pix.device, pix.dtype)
+    contrast = (lo + span * torch.rand(B, V, 1, 1, 1, generator=generator)).to(pix.device, pix.dtype)
     mean = pix.mean(dim=(2, 3, 4), keepdim=True)
     return ((pix - mean) * contrast + mean * bright).clamp(0, 1)
 
 
 def augment_images(pix: torch.Tensor, view_mask: torch.Tensor | None = None, shift: int = 4, jitter: float = 0.1,
                    generator: torch.Generator | None = None) -> torch.Tensor:
-    """random_shift then color_jitter; padded (absent) views stay all-zero.
+    """random_shift then color_jitter; padded (absent) views stay all-zero. Works on any device;
+    the random draws come from `generator` (a CPU generator).
 
     pix: [B, V, 3, S, S]; view_mask: [B, V] bool (True = a real camera image)."""
     out = color_jitter(random_shift(pix, shift, generator), jitter, generator)

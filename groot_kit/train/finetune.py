@@ -355,8 +355,7 @@ def finetune(arm_spec=None, num_demos: int = 20, rank: int = 8, alpha: float = 1
     base_dir = str(base_checkpoint) if base_checkpoint else None
     if base_dir is None:  # adapters need their base: keep the random base beside them
         base_dir = str(policy.save_pretrained(out / "base"))
-    mod = policy.get_processor(spec.name).modality
-    src = L.init_embodiment_slot(policy, slot, init_from, new_dims=(mod.state_dim, mod.action_dim))
+    src = L.init_embodiment_slot(policy, slot, init_from, new_dims=(ds.modality.state_dim, ds.modality.action_dim))
     L.apply_lora(policy, config=lcfg)
     tune_llm = "language_model" in str(lcfg.target_modules)
     tcfg = TrainConfig(output_dir=str(out / "train"), max_steps=steps, batch_size=batch_size, learning_rate=lr,

@@ -330,9 +330,8 @@ class Trainer:
             if (cfg.image_shift or cfg.color_jitter) and "pixel_values" in batch:
                 # seeded by step: a resumed run draws the same augmentations
                 g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
-                vm = batch.get("view_mask")
-                batch["pixel_values"] = augment_images(batch["pixel_values"].cpu(), None if vm is None else vm.cpu(),
-                                                       cfg.image_shift, cfg.color_jitter, g).to(acc.device)
+                batch["pixel_values"] = augment_images(batch["pixel_values"], batch.get("view_mask"),
+                                                       cfg.image_shift, cfg.color_jitter, g)
             with acc.autocast():
                 loss, info = self.model(batch)
             acc.backward(loss)

@@ -35,6 +35,8 @@ def main(argv=None) -> int:
     p.add_argument("--start-noise", type=float, default=None, help="joint noise (rad) on the demos' start pose")
     p.add_argument("--image-shift", type=int, default=None, help="train-time random image shift (px), 0 = off")
     p.add_argument("--color-jitter", type=float, default=None, help="train-time brightness/contrast jitter, 0 = off")
+    p.add_argument("--recovery-episodes", type=int, default=None,
+                   help="DAgger-style hand-over demos per embodiment from the --init-from policy")
     p.add_argument("--checkpoint-dir", default=None, help="where the base checkpoint goes (default data_samples/...)")
     p.add_argument("--results-file", default=None, help="results JSON (default benchmarks/results/pretrain_tiny.json)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
@@ -48,7 +50,8 @@ def main(argv=None) -> int:
                                 learning_rate=a.learning_rate, hold_seconds=a.hold_seconds,
                                 teleop_episodes=a.teleop_episodes, start_noise=a.start_noise,
                                 checkpoint_dir=a.checkpoint_dir, image_shift=a.image_shift,
-                                color_jitter=a.color_jitter, results_file=a.results_file).items() if v is not None}
+                                color_jitter=a.color_jitter, results_file=a.results_file,
+                                recovery_episodes=a.recovery_episodes).items() if v is not None}
     if a.embodiments:
         kw["embodiments"] = tuple(a.embodiments.split(","))
     if a.fast and "output_dir" not in kw:

@@ -73,6 +73,8 @@ class PretrainConfig:
     teleop_episodes: int = 300          # tier teleop (simulated operator: drift + corrections), per embodiment
     video_episodes: int = 40            # tier video (IDM pseudo-labels), so100 only; 0 = off
     heldout_episodes: int = 4           # open-loop eval episodes per embodiment (unseen seeds)
+    recovery_episodes: int = 0          # DAgger-style hand-over demos from the init_from policy, per
+                                        # embodiment (humanoid: a third); needs init_from (train/recovery.py)
     hold_seconds: float = 0.0           # expert keeps recording this long after success (0.3 measured worse)
     start_noise: float = 0.3            # joint noise (rad) on the start pose of training demos (eval: 0.02)
     tier_weights: dict = field(default_factory=lambda: {"synthetic": 1.0, "teleop": 0.5, "video": 0.15})
@@ -91,6 +93,14 @@ class PretrainConfig:
     video_dir: str | None = "videos"    # relative to output_dir; None = no mp4s
     init_from: str | None = None        # warm start from a checkpoint (e.g. a previous base) instead of scratch
     command: str = "python scripts/pretrain_tiny.py"  # recorded in the results file
+
+    def __post_init__(self):
+        if self.recovery_episodes < 0:
+            raise ValueError(f"PretrainConfig.recovery_episodes={self.recovery_episodes}: give 0 (off) or more")
+        if self.recovery_episodes > 0 and not self.init_from:
+            raise ValueError("PretrainConfig.recovery_episodes needs a policy to hand over from: set init_from "
+                             "to a trained checkpoint (e.g. data_samples/checkpoints/tiny_base), or set "
+                             "recovery_episodes=0")
 
     @classmethod
     def fast(cls, **kw) -> "PretrainConfig":
@@ -198,6 +208,61 @@ def generate_pretrain_data(cfg: PretrainConfig, log: Callable[[str], None] = pri
     return out
 
 
+def generate_recovery_data(cfg: PretrainConfig, log: Callable[[str], None] = print) -> list[dict]:
+    """DAgger-style hand-over demos (``groot_kit.train.recovery``) from the ``init_from`` policy, one
+    dataset per embodiment under ``output_dir/data``. Reused when the policy's weights and the
+    settings are unchanged. -> dataset rows like :func:`generate_pretrain_data`'s."""
+    import hashlib
+
+    from groot_kit.data import EncoderOptions, write_dataset
+    from groot_kit.data.sim_data import modality_for
+    from groot_kit.embodiment import load_embodiment
+    from groot_kit.model.policy import GrootPolicy
+    from groot_kit.train.recovery import recovery_episodes
+
+    if cfg.recovery_episodes <= 0:
+        return []
+    root = Path(cfg.output_dir) / "data"
+    root.mkdir(parents=True, exist_ok=True)
+    weights = Path(cfg.init_from) / "model.safetensors"
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest() if weights.exists() else str(cfg.init_from)
+    key = {"policy_sha256": digest, "embodiments": list(cfg.embodiments), "task": cfg.task,
+           "num_cubes": cfg.num_cubes, "image_size": cfg.image_size, "recovery_episodes": cfg.recovery_episodes,
+           "start_noise": cfg.start_noise, "replan_every": cfg.replan_every, "seed": cfg.seed,
+           "encoder_crf": cfg.encoder_crf}
+    manifest = root / "recovery_manifest.json"
+    if manifest.exists():
+        m = json.loads(manifest.read_text())
+        if m.get("key") == key and all(Path(r["path"]).exists() for r in m["datasets"]):
+            log("  reusing the recovery datasets in " + str(root))
+            return m["datasets"]
+    policy = GrootPolicy.from_pretrained(cfg.init_from)
+    enc = EncoderOptions(crf=cfg.encoder_crf)
+    rows = []
+    for ei, emb in enumerate(cfg.embodiments):
+        spec = load_embodiment(emb)
+        n = max(1, cfg.recovery_episodes // (3 if spec.control_hz > 60 else 1))
+        t1 = time.perf_counter()
+        st: dict = {}
+        eps = recovery_episodes(policy, emb, cfg.task, n, image_size=cfg.image_size,
+                                seed=cfg.seed + 1_000_000 * (ei + 1) + 300_000, num_cubes=cfg.num_cubes,
+                                start_noise=cfg.start_noise, replan_every=cfg.replan_every, stats=st)
+        if not eps:
+            log(f"  {emb}_recovery: no usable hand-over ({st}); skipped")
+            continue
+        path = write_dataset(eps, root / f"{emb}_recovery", modality_for(spec), fps=int(spec.control_hz),
+                             robot_type=spec.name, embodiment=spec.name, embodiment_id=spec.slot_id,
+                             encoder=enc, overwrite=True)
+        rows.append({"name": f"{emb}_recovery", "path": str(path), "embodiment": emb, "slot": spec.slot_id,
+                     "tier": "synthetic", "role": "train", "source": "policy_handover", "episodes": len(eps),
+                     "frames": int(sum(len(e) for e in eps)), "handover": st,
+                     "seconds": round(time.perf_counter() - t1, 1)})
+        log(f"  {rows[-1]['name']}: {len(eps)} episodes, {rows[-1]['frames']} frames from {st['tried']} hand-overs "
+            f"({st['policy_succeeded']} scenes already solved by the policy) ({rows[-1]['seconds']} s)")
+    manifest.write_text(json.dumps({"key": key, "datasets": rows}, indent=1) + "\n")
+    return rows
+
+
 def _video_tier(cfg, emb, spec, expert_eps, root, kw, seed, log) -> dict:
     """Action-free videos of new demos, pseudo-labelled by an IDM trained on the expert demos."""
     from groot_kit.data import write_dataset
@@ -234,14 +299,16 @@ def build_mixture(policy, data: dict, cfg: PretrainConfig):
                    max_action_dim=pc.action_head.max_action_dim)
     stats, datasets, weights = {}, [], []
     train_rows = [r for r in data["datasets"] if r["role"] == "train"]
-    for r in sorted(train_rows, key=lambda r: r["tier"] != "synthetic"):  # expert first: its stats
+    # the expert demos first: their stats normalise every dataset of that embodiment
+    for r in sorted(train_rows, key=lambda r: (r["tier"] != "synthetic", r.get("source") == "policy_handover")):
         emb = r["embodiment"]
-        if emb not in stats:
+        first = emb not in stats
+        if first:
             stats[emb] = NormalizationStats.from_dataset(open_dataset(r["path"]), modes=norm_modes_for(load_embodiment(emb)))
         ds = GrootDataset(r["path"], embodiment_id=r["slot"], stats=stats[emb], **size_kw)
         datasets.append(ds)
         weights.append(1.0)
-        if r["tier"] == "synthetic":
+        if first:
             policy.set_processor(GrootProcessor.from_dataset(ds))
     return MixtureDataset(datasets, weights, cfg.tier_weights), stats
 
@@ -312,6 +379,11 @@ def pretrain_tiny(cfg: PretrainConfig | None = None, callbacks: list | None = No
     out.mkdir(parents=True, exist_ok=True)
     log(f"[1/3] data pyramid: {', '.join(cfg.embodiments)} / {cfg.task} ({cfg.num_cubes} cube)")
     data = generate_pretrain_data(cfg, log)
+    if cfg.recovery_episodes > 0:
+        log(f"      recovery demos: hand-overs from {cfg.init_from}")
+        t_rec = time.perf_counter()
+        data = {**data, "datasets": data["datasets"] + generate_recovery_data(cfg, log),
+                "recovery_seconds": round(time.perf_counter() - t_rec, 1)}
     log(f"      data done in {data['seconds']} s")
     log(f"[2/3] training the tiny policy ({cfg.num_views} views, sub-task co-training {cfg.subtask_loss_weight})")
     policy, history, train_info = train_base(cfg, data, callbacks, log)

@@ -1,0 +1,110 @@
+"""Recovery demos (DAgger-style): the policy drives, the scripted expert takes over, keep the expert's part.
+
+Behaviour cloning only sees states the expert visits. A trained policy drifts a little off those
+states, and because nothing in its data shows how to get back, small misses compound: the tiny
+base hovered 3-7 cm from the cube on panda7, and on the humanoid it came within 3-5 cm, missed,
+and then wandered 0.2-1 m away. DAgger (Ross et al., 2011) fixes this by labelling the
+*policy's* states with expert actions. Our expert is a closed-loop planner that re-plans from the
+current joints, so the labelling is a hand-over:
+
+1. reset a scene and let the policy act for a random number of steps ``k``;
+2. hand the robot, as it is, to a fresh scripted expert, which plans from the current pose;
+3. record from the hand-over to success (plus ``settle_steps``); keep it if the expert succeeded.
+
+Scenes where the policy succeeds before step ``k`` give nothing and are skipped, so the kept
+demos concentrate on the states where the policy goes wrong. The result is ordinary expert data
+(tier ``synthetic``, provenance ``policy_handover``) and goes into any dataset writer.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def recovery_episodes(policy, embodiment: str, task: str, n: int, *, image_size: int | None = None,
+                      seed: int = 0, num_cubes: int = 1, start_noise: float = 0.02, replan_every: int = 8,
+                      handover_fraction: float = 0.5, settle_steps: int = 4, min_steps: int = 4,
+                      max_tries: int | None = None, processor=None, stats: dict | None = None) -> list:
+    """``n`` recovery demos (``EpisodeData``) of ``embodiment`` on ``task``, from policy hand-overs.
+
+    ``policy`` acts first for ``k ~ U{0 .. handover_fraction * max_steps}`` control steps (scene
+    seeds ``seed, seed+1, ...``); the scripted expert then finishes the episode. Only the expert's
+    steps are kept, plus ``settle_steps`` after success (so near-miss hand-overs, which the expert
+    fixes in 1-3 steps, still give a usable clip of at least ``min_steps``). ``stats`` (if given)
+    receives ``tried``, ``kept``, ``policy_succeeded`` (skipped: nothing to recover) and
+    ``expert_failed``.
+    """
+    from groot_kit.data import from_sim_episode
+    from groot_kit.sim import make_env, make_expert
+    from groot_kit.sim.rollout import EpisodeRecorder
+    from groot_kit.train.evaluate import PolicyController, _processor_for
+
+    if n < 0 or not 0.0 < handover_fraction <= 1.0:
+        raise ValueError(f"recovery_episodes: n={n}, handover_fraction={handover_fraction}; "
+                         "give n >= 0 and 0 < handover_fraction <= 1")
+    processor = processor or _processor_for(policy, embodiment)
+    size = image_size or policy.config.vlm.vision.image_size
+    env = make_env(embodiment, task, image_size=size, seed=seed, num_cubes=num_cubes, start_noise=start_noise)
+    rng = np.random.default_rng(seed)
+    was_training = policy.training
+    policy.eval()
+    out: list = []
+    counts = {"tried": 0, "kept": 0, "policy_succeeded": 0, "expert_failed": 0}
+    try:
+        k_max = max(1, int(handover_fraction * env.max_steps))
+        for i in range(max_tries or 8 * n + 5):
+            if len(out) >= n:
+                break
+            s = seed + i
+            counts["tried"] += 1
+            handover = int(rng.integers(0, k_max + 1))
+            ep = _handover_episode(env, policy, processor, s, handover, replan_every, settle_steps,
+                                   make_expert, EpisodeRecorder, PolicyController)
+            if ep is None:
+                counts["policy_succeeded"] += 1
+                continue
+            if not ep.success or len(ep) < min_steps:
+                counts["expert_failed"] += 1
+                continue
+            out.append(from_sim_episode(ep, tier="synthetic", provenance={
+                "source": "policy_handover", "embodiment": embodiment, "task": task, "seed": s,
+                "handover_step": handover, "num_cubes": num_cubes, "domain_randomization": True}))
+    finally:
+        env.close()
+        if was_training:
+            policy.train()
+    counts["kept"] = len(out)
+    if stats is not None:
+        stats.update(counts)
+    return out
+
+
+def _handover_episode(env, policy, processor, seed: int, handover: int, replan_every: int, settle_steps: int,
+                      make_expert, EpisodeRecorder, PolicyController) -> Any:
+    """One scene: policy for ``handover`` steps, then the recorded expert. None if the policy succeeded first."""
+    obs, info = env.reset(seed=seed)
+    ctl = PolicyController(policy, processor, env, replan_every=replan_every, seed=seed)
+    for _ in range(handover):
+        obs, _, term, trunc, info = env.step(ctl.act(obs))
+        if info.get("success") or term:
+            return None
+        if trunc:
+            break
+    expert = make_expert(env)  # plans from the current joints on its first act()
+    rec = EpisodeRecorder(env, tier="synthetic", seed=seed)
+    after = None
+    while env.t < env.max_steps:
+        a = expert.act(obs)
+        rec.add(obs, a, expert.subtask)
+        obs, _, term, trunc, info = env.step(a)
+        if info.get("success"):
+            rec.success = True
+            after = settle_steps if after is None else after - 1
+        if (after is not None and after <= 0) or trunc:
+            break
+    return rec.finish()

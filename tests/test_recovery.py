@@ -1,0 +1,82 @@
+"""DAgger-style recovery demos: the policy drives, the expert takes over from the policy's own state."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from groot_kit.train.pretrain import PretrainConfig, pretrain_tiny
+
+REPO = Path(__file__).resolve().parents[1]
+BASE = REPO / "data_samples/checkpoints/tiny_base"
+
+
+@pytest.fixture(scope="module")
+def base_policy():
+    from groot_kit.model.policy import GrootPolicy
+    return GrootPolicy.from_pretrained(BASE).eval()
+
+
+def test_handover_starts_from_the_policys_state(base_policy):
+    from groot_kit.sim import make_env
+    from groot_kit.train.evaluate import PolicyController
+    from groot_kit.train.recovery import recovery_episodes
+
+    stats: dict = {}
+    eps = recovery_episodes(base_policy, "panda7", "reach", 3, seed=4242, start_noise=0.3, stats=stats)
+    assert stats["kept"] == len(eps) == 3
+    assert stats["tried"] == stats["kept"] + stats["policy_succeeded"] + stats["expert_failed"]
+    late = [e for e in eps if e.provenance["handover_step"] > 0]
+    assert late, "every hand-over drawn at step 0: the test needs one where the policy acted"
+    for e in eps:
+        assert e.provenance["source"] == "policy_handover" and e.tier == "synthetic"
+        assert len(e) >= 4 and e.actions.shape == (len(e), 8) and e.frames["front"].shape[0] == len(e)
+    # replay the policy for the same number of steps: the clip's first state is where it left the robot
+    e = late[0]
+    s, k = e.provenance["seed"], e.provenance["handover_step"]
+    env = make_env("panda7", "reach", image_size=64, seed=s, num_cubes=1, start_noise=0.3)
+    try:
+        obs, _ = env.reset(seed=s)
+        start = obs["state"].copy()
+        ctl = PolicyController(base_policy, base_policy.get_processor("panda7"), env, seed=s)
+        for _ in range(k):
+            obs, *_ = env.step(ctl.act(obs))
+    finally:
+        env.close()
+    np.testing.assert_allclose(e.states[0], obs["state"], atol=1e-5)
+    assert not np.allclose(e.states[0], start, atol=1e-3)  # the policy moved the arm before the hand-over
+
+
+def test_bad_recovery_settings_are_refused():
+    with pytest.raises(ValueError, match="init_from"):
+        PretrainConfig(recovery_episodes=10)
+    with pytest.raises(ValueError, match="recovery_episodes"):
+        PretrainConfig(recovery_episodes=-1, init_from=str(BASE))
+    from groot_kit.train.recovery import recovery_episodes
+    with pytest.raises(ValueError, match="handover_fraction"):
+        recovery_episodes(None, "so100", "reach", 2, handover_fraction=0.0)
+
+
+@pytest.mark.slow
+def test_recipe_adds_recovery_datasets_and_reuses_them(tmp_path):
+    cfg = PretrainConfig.fast(output_dir=str(tmp_path / "pt"), embodiments=("so100",), expert_episodes=3,
+                              teleop_episodes=1, video_episodes=0, max_steps=2, batch_size=4,
+                              init_from=str(BASE), recovery_episodes=2)
+    logs: list[str] = []
+    res = pretrain_tiny(cfg, log=logs.append)
+    rec = [d for d in res["data"]["datasets"] if d.get("source") == "policy_handover"]
+    assert [d["name"] for d in rec] == ["so100_recovery"] and rec[0]["episodes"] == 2
+    assert rec[0]["handover"]["kept"] == 2
+    from groot_kit.data.reader import open_dataset
+    assert open_dataset(rec[0]["path"]).num_episodes == 2
+    # the base demos' stats stay the processor's (the recovery clips are short and near the goal)
+    from groot_kit.data import NormalizationStats
+    from groot_kit.data.sim_data import norm_modes_for
+    from groot_kit.embodiment import load_embodiment
+    expert = next(d for d in res["data"]["datasets"] if d["name"] == "so100_expert")
+    want = NormalizationStats.from_dataset(open_dataset(expert["path"]), modes=norm_modes_for(load_embodiment("so100")))
+    got = res["policy"].get_processor("so100").stats
+    assert json.dumps(got.to_dict(), sort_keys=True) == json.dumps(want.to_dict(), sort_keys=True)
+    logs.clear()
+    pretrain_tiny(cfg, log=logs.append)
+    assert any("reusing the recovery datasets" in s for s in logs)

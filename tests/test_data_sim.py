@@ -18,6 +18,19 @@ def test_for_embodiment_uses_yaml_modes_and_slot():
         GrootDataset.for_embodiment(SAMPLES / "so100_teleop", "panda7")
 
 
+def test_sim_episodes_filters_and_counts():
+    stats: dict = {}
+    eps = list(sim_episodes("so100", "reach", 3, image_size=32, seed=11, only_success=True, num_cubes=1,
+                            start_noise=0.3, min_steps=4, stats=stats))
+    assert len(eps) == 3 and stats["kept"] == 3 and stats["tried"] >= 3
+    assert all(e.success and len(e) >= 4 and e.provenance["num_cubes"] == 1 for e in eps)
+    assert [e.provenance["seed"] for e in eps] == sorted({e.provenance["seed"] for e in eps})
+    # a hold keeps recording after success: the same first scene gets longer
+    held = next(sim_episodes("so100", "reach", 1, image_size=32, seed=eps[0].provenance["seed"], num_cubes=1,
+                             start_noise=0.3, hold_seconds=0.2))
+    assert len(held) == len(eps[0]) + 6  # 0.2 s at 30 Hz
+
+
 def test_mimicgen_in_mujoco():
     src = list(sim_episodes("so100", "pick_place", 1, image_size=32, seed=0, teleop=True, only_success=True))
     eps, rep = multiply_sim_demos("so100", src, n_attempts=2, image_size=32, seed=3)

@@ -40,35 +40,46 @@ def norm_modes_for(spec) -> dict[str, str]:
 
 
 def sim_episodes(embodiment: str, task: str, n: int, image_size: int = 96, seed: int = 0, teleop: bool = False,
-                 timings: dict | None = None, only_success: bool = False, max_tries: int | None = None
-                 ) -> Iterator[EpisodeData]:
+                 timings: dict | None = None, only_success: bool = False, max_tries: int | None = None, *,
+                 num_cubes: int | None = None, start_noise: float | None = None, hold_seconds: float = 0.0,
+                 min_steps: int = 1, stats: dict | None = None) -> Iterator[EpisodeData]:
     """Yield ``n`` episodes from the scripted expert (tier 'synthetic', domain-randomised) or the
-    simulated operator (tier 'teleop'). ``timings`` (if given) accumulates sim seconds and frames."""
+    simulated operator (tier 'teleop'), on scene seeds ``seed, seed+1, ...``.
+
+    ``only_success`` / ``min_steps`` skip failed or too-short episodes (lerobot cannot store a 1-frame
+    episode; a start pose already at the goal teaches nothing) and try further seeds, up to
+    ``max_tries`` (default ``3n + 5``). ``num_cubes`` / ``start_noise`` go to the env (None: its
+    defaults); the expert keeps recording ``hold_seconds`` after success. ``timings`` accumulates sim
+    seconds and frames; ``stats`` receives ``tried`` and ``kept`` when the generator finishes."""
     from groot_kit.sim import make_env, make_expert, rollout
     from groot_kit.sim.teleop import SimulatedOperator
 
-    env = make_env(embodiment, task, image_size=image_size, seed=seed)
+    env_kw = {k: v for k, v in (("num_cubes", num_cubes), ("start_noise", start_noise)) if v is not None}
+    env = make_env(embodiment, task, image_size=image_size, seed=seed, **env_kw)
+    hold = int(round(hold_seconds * env.spec_e.control_hz))
     tier = "teleop" if teleop else "synthetic"
     made, k = 0, 0
     try:
-        while made < n and k < (max_tries or 3 * n):
+        while made < n and k < (max_tries or 3 * n + 5):
             s = seed + k
             k += 1
             t0 = time.perf_counter()
             pol = SimulatedOperator(env, seed=s) if teleop else make_expert(env)
-            ep = rollout(env, pol, seed=s, tier=tier)
+            ep = rollout(env, pol, seed=s, tier=tier, extra_steps_after_success=hold)
             if timings is not None:
                 timings["sim_s"] = timings.get("sim_s", 0.0) + time.perf_counter() - t0
                 timings["frames"] = timings.get("frames", 0) + len(ep)
-            if only_success and not ep.success:
+            if (only_success and not ep.success) or len(ep) < min_steps:
                 continue
             made += 1
             yield from_sim_episode(ep, tier=tier, provenance={
-                "source": "simulated_operator" if teleop else "scripted_expert", "embodiment": embodiment,
-                "task": task, "seed": s, "domain_randomization": True, **{k2: v for k2, v in ep.meta.items()
-                                                                           if isinstance(v, (int, float, str))}})
+                "source": "simulated_operator" if teleop else "scripted_expert", "embodiment": env.spec_e.name,
+                "task": task, "seed": s, **({"num_cubes": num_cubes} if num_cubes is not None else {}),
+                "domain_randomization": True, **{k2: v for k2, v in ep.meta.items() if isinstance(v, (int, float, str))}})
     finally:
         env.close()
+        if stats is not None:
+            stats.update(tried=k, kept=made)
 
 
 def prefetch(iterable, depth: int = 2) -> Iterator:

@@ -96,30 +96,13 @@ def expert_episodes(embodiment_dir, task: str, n: int, image_size: int = 64, see
     The expert holds the goal pose `hold_seconds` after success (the tiny pretraining recipe uses 0:
     a hold taught its policy to stop short). `start_noise` (rad) varies the arm's
     start pose (see GrootSimEnv); episodes shorter than 4 steps (start already at the goal) are skipped."""
-    from groot_kit.data import from_sim_episode
-    from groot_kit.sim import make_env, make_expert, rollout
-    env = make_env(str(embodiment_dir), task, image_size=image_size, seed=seed, num_cubes=num_cubes,
-                   start_noise=start_noise)
-    hold = int(round(hold_seconds * env.spec_e.control_hz))
-    made, k = 0, 0
-    try:
-        while made < n and k < 3 * n + 5:
-            s = seed + k
-            k += 1
-            ep = rollout(env, make_expert(env), seed=s, tier="synthetic", extra_steps_after_success=hold)
-            if not ep.success or len(ep) < 4:
-                continue
-            made += 1
-            yield from_sim_episode(ep, tier="synthetic", provenance={
-                "source": "scripted_expert", "embodiment": env.spec_e.name, "task": task, "seed": s,
-                "num_cubes": num_cubes, "domain_randomization": True})
-    finally:
-        env.close()
-        if stats is not None:
-            stats.update(tried=k, kept=made)
-    if made < n:
-        raise RuntimeError(f"the scripted expert succeeded on only {made} of {k} scenes for this arm; the arm may "
-                           "not reach the table workspace. Fix: change link_lengths / joint_limits")
+    from groot_kit.data.sim_data import sim_episodes
+    st = {} if stats is None else stats
+    yield from sim_episodes(str(embodiment_dir), task, n, image_size, seed, only_success=True, num_cubes=num_cubes,
+                            start_noise=start_noise, hold_seconds=hold_seconds, min_steps=4, stats=st)
+    if st["kept"] < n:
+        raise RuntimeError(f"the scripted expert succeeded on only {st['kept']} of {st['tried']} scenes for this arm; "
+                           "the arm may not reach the table workspace. Fix: change link_lengths / joint_limits")
 
 
 def record_demos(embodiment_dir: str | os.PathLike, task: str, num_demos: int, out_dir: str | os.PathLike,

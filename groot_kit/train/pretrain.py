@@ -124,38 +124,15 @@ def tiny_pretrain_policy_config(num_views: int = 2, subtask_loss_weight: float =
 def _episodes(embodiment: str, task: str, n: int, image_size: int, seed: int, num_cubes: int,
               teleop: bool = False, hold_seconds: float = 0.3, stats: dict | None = None,
               start_noise: float = 0.02):
-    """Successful demos from the scripted expert or the simulated operator (EpisodeData list)."""
-    from groot_kit.data import from_sim_episode
-    from groot_kit.sim import make_env, make_expert, rollout
-    from groot_kit.sim.teleop import SimulatedOperator
-
-    env = make_env(embodiment, task, image_size=image_size, seed=seed, num_cubes=num_cubes, start_noise=start_noise)
-    hold = int(round(hold_seconds * env.spec_e.control_hz))
-    tier = "teleop" if teleop else "synthetic"
-    out, k, tried = [], 0, 0
-    try:
-        while len(out) < n and k < 3 * n + 5:
-            s = seed + k
-            k += 1
-            pol = SimulatedOperator(env, seed=s) if teleop else make_expert(env)
-            ep = rollout(env, pol, seed=s, tier=tier, extra_steps_after_success=hold)
-            tried += 1
-            if not ep.success or len(ep) < 4:  # a start pose already at the goal teaches nothing
-                continue
-            out.append(from_sim_episode(ep, tier=tier, provenance={
-                "source": "simulated_operator" if teleop else "scripted_expert", "embodiment": embodiment,
-                "task": task, "seed": s, "num_cubes": num_cubes, "domain_randomization": True}))
-    finally:
-        env.close()
-    if stats is not None:
-        stats.update(tried=tried, kept=len(out))
-    return out
+    """Successful demos (at least 4 steps) from the scripted expert or the simulated operator (EpisodeData list)."""
+    from groot_kit.data.sim_data import sim_episodes
+    return list(sim_episodes(embodiment, task, n, image_size, seed, teleop, only_success=True, num_cubes=num_cubes,
+                             start_noise=start_noise, hold_seconds=hold_seconds, min_steps=4, stats=stats))
 
 
 def generate_pretrain_data(cfg: PretrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Write every tier's datasets under ``output_dir/data``. -> {"datasets": [...], "seconds"}"""
     from groot_kit.data import EncoderOptions, write_dataset
-    from groot_kit.data.pyramid import to_video_tier
     from groot_kit.data.sim_data import modality_for
     from groot_kit.embodiment import load_embodiment
 

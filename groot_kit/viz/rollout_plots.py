@@ -113,6 +113,27 @@ def data_mixture_figure(datasets: Sequence[Mapping[str, Any]], title: str = "Pre
     return fig
 
 
+def handover_figure(episodes: Sequence[Any], camera: str = "front", max_episodes: int = 4,
+                    title: str = "Recovery demos: where the expert took over (top) and where it finished (bottom)"
+                    ) -> go.Figure:
+    """Front-camera frames of recovery demos (``groot_kit.train.recovery``): the first frame of each
+    clip (the state the policy left the robot in) above its last frame (the expert at the goal).
+    Labels: ``k`` = policy steps before the hand-over, ``+n`` = expert steps kept."""
+    eps = [e for e in episodes if camera in e.frames][:max_episodes]
+    if not eps:
+        raise ValueError(f"handover_figure: no episode has camera {camera!r}; pass recovery_episodes(...) output")
+    top = np.concatenate([e.frames[camera][0] for e in eps], axis=1)
+    bottom = np.concatenate([e.frames[camera][-1] for e in eps], axis=1)
+    fig = go.Figure(go.Image(z=np.concatenate([top, bottom], axis=0)))
+    w = eps[0].frames[camera].shape[2]
+    for i, e in enumerate(eps):
+        fig.add_annotation(x=(i + 0.5) * w, y=0, yanchor="bottom", showarrow=False,
+                           text=f"k={e.provenance.get('handover_step', '?')}, +{len(e)}")
+    fig.update_layout(title=title, height=260 + 60 * (len(eps) > 2), margin=dict(t=70),
+                      xaxis=dict(visible=False), yaxis=dict(visible=False))
+    return fig
+
+
 def closed_loop_section(checkpoint: str | Path = "data_samples/checkpoints/tiny_base",
                         embodiments: Sequence[str] | None = None, task: str = "reach", n_episodes: int = 2,
                         seed: int = 200_000, num_cubes: int = 1, replan_every: int = 8,

@@ -361,7 +361,8 @@ def pretrain_tiny(cfg: PretrainConfig | None = None, callbacks: list | None = No
         t_rec = time.perf_counter()
         data = {**data, "datasets": data["datasets"] + generate_recovery_data(cfg, log),
                 "recovery_seconds": round(time.perf_counter() - t_rec, 1)}
-    log(f"      data done in {data['seconds']} s")
+    log(f"      data {'reused' if data.get('reused') else 'done in ' + str(data['seconds']) + ' s'}"
+        + (f", recovery demos in {data['recovery_seconds']} s" if "recovery_seconds" in data else ""))
     log(f"[2/3] training the tiny policy ({cfg.num_views} views, sub-task co-training {cfg.subtask_loss_weight})")
     policy, history, train_info = train_base(cfg, data, callbacks, log)
     log(f"      {train_info['steps']} steps in {train_info['seconds']} s, final loss {train_info['final_loss']:.4f}")

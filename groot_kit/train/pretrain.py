@@ -411,8 +411,11 @@ def _checkpoint_readme(cfg: PretrainConfig, info: dict) -> str:
     return (f"# tiny_base\n\nBase checkpoint of the tiny pretraining recipe (`python scripts/pretrain_tiny.py`, "
             f"`groot_kit.train.pretrain`).\n\n- embodiments: {', '.join(cfg.embodiments)} (one processor each, "
             f"`policy.get_processor(name)`)\n- task variant: `{cfg.task}` with {cfg.num_cubes} cube(s), "
-            f"{cfg.num_views} camera views, 64 px\n- tiers: synthetic (scripted expert, domain randomised), "
-            f"teleop (simulated operator), video (IDM pseudo-labels, so100)\n- {info['steps']} steps, batch "
+            f"{cfg.num_views} camera views, {cfg.image_size} px\n- tiers: synthetic (scripted expert, domain randomised), "
+            f"teleop (simulated operator), video (IDM pseudo-labels, so100)\n"
+            + (f"- recovery demos: {cfg.recovery_episodes} DAgger-style hand-overs per arm (a third for the humanoid) "
+               f"from the warm-start policy\n" if cfg.recovery_episodes else "")
+            + f"- {info['steps']} steps, batch "
             f"{info['batch_size']}, {info['seconds']} s on a 2-core CPU; final loss {info['final_loss']:.4f}\n\n"
             f"Results: `benchmarks/results/pretrain_tiny.json`.\n")
 

@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     p.add_argument("--demos", default="10,20,50")
     p.add_argument("--task", default="reach")
     p.add_argument("--num-cubes", type=int, default=1)
-    p.add_argument("--lora-steps", type=int, default=1500)
+    p.add_argument("--lora-steps", type=int, default=1200)
     p.add_argument("--scratch-steps", type=int, default=None, help="default: same as --lora-steps")
     p.add_argument("--rank", type=int, default=16)
     p.add_argument("--alpha", type=float, default=32.0)

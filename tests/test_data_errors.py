@@ -112,3 +112,21 @@ def test_existing_target_and_v2(good, tmp_path):
     (ds / "meta/info.json").write_text(json.dumps(info))
     with pytest.raises(DataError, match="convert_v2_to_v3"):
         open_dataset(ds)
+
+
+def test_video_shorter_than_episode_is_caught(good, tmp_path):
+    """A video segment one frame short of its episode (what lerobot's encoder leaves when it drops a
+    frame) is reported with the camera and episode, and the kit's default never drops."""
+    from groot_kit.data import EncoderOptions
+    from groot_kit.data.writer import check_video_lengths
+    assert check_video_lengths(good) == 2
+    assert EncoderOptions().lerobot_kwargs()["encoder_queue_maxsize"] == 0  # unbounded: wait, never drop
+    bad = tmp_path / "short"
+    shutil.copytree(good, bad)
+    f = sorted((bad / "meta" / "episodes").glob("*/*.parquet"))[0]
+    t = pq.read_table(f).to_pandas()
+    cam = next(c for c in t.columns if c.startswith("videos/") and c.endswith("/to_timestamp"))
+    t.loc[1, cam] -= 1 / 10  # fps 10: one frame less
+    pq.write_table(pa.Table.from_pandas(t, preserve_index=False), f)
+    with pytest.raises(DataError, match=r"episode 1.*19 frames for 20 steps.*queue_frames=0"):
+        check_video_lengths(bad)

@@ -42,6 +42,13 @@ class EncoderOptions:
     positions drawn afresh for every frame. About 25% less CPU per frame at 96 px; the per-channel
     mean and std stay within ~0.001 (pixel values in [0, 1]) over a 100-frame episode, quantiles
     and min/max within sampling noise. ``None`` keeps lerobot's behaviour.
+
+    ``queue_frames``: lerobot's streaming encoder is built for live recording: when its per-camera
+    queue stays full for 0.1 s it *drops* the frame and logs a warning, leaving a video one frame
+    shorter than the episode's data. On a busy 2-core machine this happened to 1 in ~200 humanoid
+    episodes. Offline writing must wait instead, so the default queue is unbounded (at most one
+    episode of frames is buffered: ``save_episode`` drains it), and :func:`write_dataset` checks every
+    video's length after writing.
     """
 
     codec: str = "h264"  # "h264" | "libsvtav1" | "hevc"
@@ -51,6 +58,7 @@ class EncoderOptions:
     streaming: bool = True
     threads: int | None = 1
     batch_encoding_size: int = 1
+    queue_frames: int = 0  # encoder buffer per camera; 0 = unbounded (lerobot drops frames when it is full)
     stats_max_side: int | None = 24  # image stats from <= this many px per side, sampled; None: lerobot's
 
     def lerobot_kwargs(self) -> dict[str, Any]:
@@ -61,7 +69,7 @@ class EncoderOptions:
             preset = None
         enc = RGBEncoderConfig(vcodec=self.codec, preset=preset, crf=self.crf, g=self.gop)
         return dict(rgb_encoder=enc, streaming_encoding=self.streaming, encoder_threads=self.threads,
-                    batch_encoding_size=self.batch_encoding_size)
+                    batch_encoding_size=self.batch_encoding_size, encoder_queue_maxsize=self.queue_frames)
 
 
 class _SampledImageStats:
@@ -221,6 +229,7 @@ def write_dataset(
             if ds is None:
                 raise DataError("episodes", "no episodes given", "pass at least one episode")
             ds.finalize()
+        check_video_lengths(tmp, where=str(root))
         modality.save(tmp / MODALITY_FILE)
         meta = {"format": "groot_kit/1", "embodiment": embodiment or robot_type, "embodiment_id": embodiment_id,
                 "fps": int(fps), "episodes": meta_eps,
@@ -228,6 +237,31 @@ def write_dataset(
                 "frames": n_frames}
         (tmp / GROOT_META).write_text(json.dumps(meta, indent=1) + "\n")
     return root
+
+
+def check_video_lengths(root: str | Path, where: str | None = None) -> int:
+    """Check that every episode's video segment holds exactly as many frames as the episode has
+    steps (from ``meta/episodes``: (to_timestamp - from_timestamp) * fps == length). Returns the number
+    of episodes checked; raises DataError naming the dataset, camera and episode otherwise."""
+    import pandas as pd
+
+    root = Path(root)
+    files = sorted((root / "meta" / "episodes").glob("*/*.parquet"))
+    if not files:
+        return 0
+    fps = float(json.loads((root / "meta" / "info.json").read_text())["fps"])
+    eps = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    cams = sorted({c.split("/")[1] for c in eps.columns if c.startswith("videos/") and c.endswith("/to_timestamp")})
+    for cam in cams:
+        frames = (eps[f"videos/{cam}/to_timestamp"] - eps[f"videos/{cam}/from_timestamp"]).to_numpy() * fps
+        bad = np.flatnonzero(np.abs(frames - eps["length"].to_numpy()) > 0.5)
+        if bad.size:
+            i = int(bad[0])
+            raise DataError(f"{where or root}: {cam}, episode {int(eps['episode_index'].iloc[i])}",
+                            f"the video has {frames[i]:.0f} frames for {int(eps['length'].iloc[i])} steps "
+                            f"({bad.size} episode(s) affected; the video encoder dropped frames)",
+                            "keep EncoderOptions.queue_frames=0 (unbounded) and write the dataset again")
+    return len(eps)
 
 
 def merge_datasets(parts: list[str | Path], root: str | Path, overwrite: bool = False,
@@ -262,6 +296,7 @@ def merge_datasets(parts: list[str | Path], root: str | Path, overwrite: bool = 
     with atomic_directory(root) as tmp:
         tmp.rmdir()  # aggregate_datasets creates its output root itself
         aggregate_datasets([f"local/{p.name}" for p in parts], f"local/{root.name}", roots=parts, aggr_root=tmp)
+        check_video_lengths(tmp, where=str(root))
         shutil.copyfile(parts[0] / MODALITY_FILE, tmp / MODALITY_FILE)
         episodes = [dict(e, episode_index=i) for i, e in enumerate(e for m in metas for e in m["episodes"])]
         merge_s = time.perf_counter() - t0

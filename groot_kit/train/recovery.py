@@ -23,7 +23,12 @@ from typing import Any
 
 import numpy as np
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported
+
+from groot_kit.data import from_sim_episode  # noqa: E402
+from groot_kit.sim import make_env, make_expert  # noqa: E402
+from groot_kit.sim.rollout import EpisodeRecorder  # noqa: E402
+from groot_kit.train.evaluate import PolicyController, _processor_for  # noqa: E402
 
 
 def recovery_episodes(policy, embodiment: str, task: str, n: int, *, image_size: int | None = None,
@@ -39,11 +44,6 @@ def recovery_episodes(policy, embodiment: str, task: str, n: int, *, image_size:
     receives ``tried``, ``kept``, ``policy_succeeded`` (skipped: nothing to recover) and
     ``expert_failed``.
     """
-    from groot_kit.data import from_sim_episode
-    from groot_kit.sim import make_env, make_expert
-    from groot_kit.sim.rollout import EpisodeRecorder
-    from groot_kit.train.evaluate import PolicyController, _processor_for
-
     if n < 0 or not 0.0 < handover_fraction <= 1.0:
         raise ValueError(f"recovery_episodes: n={n}, handover_fraction={handover_fraction}; "
                          "give n >= 0 and 0 < handover_fraction <= 1")
@@ -63,8 +63,7 @@ def recovery_episodes(policy, embodiment: str, task: str, n: int, *, image_size:
             s = seed + i
             counts["tried"] += 1
             handover = int(rng.integers(0, k_max + 1))
-            ep = _handover_episode(env, policy, processor, s, handover, replan_every, settle_steps,
-                                   make_expert, EpisodeRecorder, PolicyController)
+            ep = _handover_episode(env, policy, processor, s, handover, replan_every, settle_steps)
             if ep is None:
                 counts["policy_succeeded"] += 1
                 continue
@@ -84,8 +83,8 @@ def recovery_episodes(policy, embodiment: str, task: str, n: int, *, image_size:
     return out
 
 
-def _handover_episode(env, policy, processor, seed: int, handover: int, replan_every: int, settle_steps: int,
-                      make_expert, EpisodeRecorder, PolicyController) -> Any:
+def _handover_episode(env, policy, processor, seed: int, handover: int, replan_every: int,
+                      settle_steps: int) -> Any:
     """One scene: policy for ``handover`` steps, then the recorded expert. None if the policy succeeded first."""
     obs, info = env.reset(seed=seed)
     ctl = PolicyController(policy, processor, env, replan_every=replan_every, seed=seed)

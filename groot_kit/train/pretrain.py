@@ -32,7 +32,11 @@ Measured lessons (benchmarks/results/pretrain_tiny.json, ``lineage``):
   unseen ones. What narrowed that gap: demos from varied start poses (``start_noise``), about 3x
   more scenes, and train-time image shifts and brightness/contrast jitter (``image_shift``,
   ``color_jitter``), then more training at a lower learning rate. so100 went 60 -> 95 %,
-  panda7 20 -> 75 %, the humanoid 40 -> 55 %.
+  panda7 20 -> 75 %, the humanoid 40 -> 55 %;
+* the remaining failures were near misses that compounded (the humanoid came within 3-5 cm, then
+  wandered off). Two rounds of DAgger-style recovery demos (``recovery_episodes``: the previous
+  base drives, the expert takes over; ``groot_kit.train.recovery``) with 25 min of training each
+  took so100 and panda7 to 100 % and the humanoid to 80 %.
 
 Why two views: the wrist camera sees the cube large and centred when the gripper is close, which
 makes the final centimetres a visual-servoing problem that a tiny vision tower can solve.

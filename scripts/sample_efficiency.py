@@ -21,6 +21,7 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -118,6 +119,8 @@ def main(argv=None) -> int:
         for m in methods:
             t = time.perf_counter()
             run_dir = out / f"{m}_{n}"
+            if m != "lora":  # no request stamp of its own: never continue a cell of an earlier sweep
+                shutil.rmtree(run_dir, ignore_errors=True)
             if m == "lora":
                 res = F.finetune(spec, num_demos=n, rank=a.rank, alpha=a.alpha, lr=a.lr, steps=a.lora_steps,
                                  targets=a.targets, seed=a.seed, output_dir=run_dir,

@@ -101,6 +101,23 @@ def test_corrupted_checkpoint_is_detected(toy_dataset, tmp_path):
         validate_checkpoint(ck)
 
 
+def test_checkpoint_of_another_run_is_not_resumed(toy_dataset, tmp_path):
+    """A leftover checkpoint from different settings must not be silently continued."""
+    from groot_kit.train.run import build_datasets
+    policy = GrootPolicy("tiny")
+    ds = build_datasets([str(toy_dataset)], policy)
+    out = str(tmp_path / "run")
+    Trainer(policy, ds, TrainConfig(output_dir=out, max_steps=2, batch_size=2, save_every=2, progress=False)).train()
+    other = TrainConfig(output_dir=out, max_steps=4, batch_size=2, learning_rate=1e-3, progress=False)
+    with pytest.raises(CheckpointError, match=r"different run \(differs in: config\).*Fix: delete"):
+        Trainer(GrootPolicy("tiny"), ds, other).train()
+    # the same settings with a longer budget resume (max_steps may change, e.g. a time budget)
+    same = TrainConfig(output_dir=out, max_steps=3, batch_size=2, progress=False)
+    t = Trainer(GrootPolicy("tiny"), ds, same)
+    t.train()
+    assert t.step == 3 and [h["step"] for h in t.history][0] <= 2
+
+
 def test_dataset_that_does_not_match_the_model_is_refused(tmp_path):
     import numpy as np
     from groot_kit.data import EpisodeData, DataError, write_dataset

@@ -144,6 +144,15 @@ def _folder_hash(folder) -> str:
     return h.hexdigest()[:16]
 
 
+def _files_hash(files) -> str:
+    """Content hash of some files (a changed base checkpoint or re-recorded demos restart a fine-tune)."""
+    import hashlib
+    h = hashlib.sha256()
+    for f in sorted(Path(f) for f in files):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def load_demo_dataset(demos_dir, embodiment_dir, policy, episodes: list[int] | None = None):
     from groot_kit.data import GrootDataset
     cfg = policy.config
@@ -348,7 +357,9 @@ def finetune(arm_spec=None, num_demos: int = 20, rank: int = 8, alpha: float = 1
                        seed=seed, resume=resume, progress=progress, image_shift=image_shift,
                        color_jitter=color_jitter)
     # A killed run resumes from train/checkpoints; a run with different settings starts over.
-    request = {"base": base_dir, "robot": _folder_hash(emb_dir), "demos": str(demos_path), "episodes": demo_episodes,
+    request = {"base": base_dir, "base_weights": _files_hash(Path(base_dir).glob("*.safetensors")),
+               "robot": _folder_hash(emb_dir), "demos": str(demos_path),
+               "demos_data": _files_hash(sorted(demos_path.glob("data/**/*.parquet"))), "episodes": demo_episodes,
                "rank": rank, "alpha": alpha, "targets": str(lcfg.target_modules), "lr": lr, "steps": steps,
                "batch_size": batch_size, "seed": seed, "slot": slot, "init_from": init_from,
                "image_shift": image_shift, "color_jitter": color_jitter}

@@ -261,12 +261,26 @@ class Trainer:
                 state = {"step": self.step, "scheduler": self.scheduler.state_dict(),
                          "data_position": self.step * self.cfg.batch_size * self.accelerator.num_processes,
                          "rng": _rng_state(), "train_config": dataclasses.asdict(self.cfg),
+                         "run": self._run_fingerprint(),
                          "world_size": self.accelerator.num_processes, "time": time.time()}
                 (tmp / "trainer_state.json").write_text(json.dumps(state))
             for old in list_checkpoints(self.output_dir)[:-self.cfg.keep_last]:
                 shutil.rmtree(old, ignore_errors=True)
         self.accelerator.wait_for_everyone()
         return final
+
+    # settings that may change between a run and its resumption (the time budget moves max_steps)
+    _RESUME_FREE = ("output_dir", "max_steps", "resume", "progress", "save_every", "keep_last", "log_every",
+                    "num_workers", "cache_samples")
+
+    def _run_fingerprint(self) -> dict:
+        """What a checkpoint must share with this run to be resumed by it: the training settings, the
+        dataset size and which parameters train (names and shapes)."""
+        import hashlib
+        cfg = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in self._RESUME_FREE}
+        names = ";".join(f"{n}:{tuple(p.shape)}" for n, p in self.policy.named_parameters() if p.requires_grad)
+        return {"config": json.loads(json.dumps(cfg, default=str)), "dataset_frames": len(self.dataset),
+                "trainable": hashlib.sha256(names.encode()).hexdigest()[:16]}
 
     def _resume(self) -> int:
         ck = latest_checkpoint(self.output_dir)
@@ -275,6 +289,12 @@ class Trainer:
         validate_checkpoint(ck)
         from groot_kit.model.policy import load_safetensors_checked, load_state_dict_checked
         state = json.loads((ck / "trainer_state.json").read_text())
+        saved, now = state.get("run"), self._run_fingerprint()
+        if saved is not None and saved != now:  # older checkpoints carry no fingerprint: trusted
+            diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+            raise CheckpointError(f"{ck} was written by a different run (differs in: {', '.join(diff)}); resuming "
+                                  f"it would continue someone else's training. Fix: delete {self.output_dir} (or "
+                                  "use another output_dir), or set TrainConfig.resume=False to start over")
         weights = load_safetensors_checked(ck / "policy" / "model.safetensors")
         load_state_dict_checked(self.policy, weights, source=str(ck))
         try:

@@ -36,7 +36,7 @@ Measured lessons (benchmarks/results/pretrain_tiny.json, ``lineage``):
 * the remaining failures were near misses that compounded (the humanoid came within 3-5 cm, then
   wandered off). Two rounds of DAgger-style recovery demos (``recovery_episodes``: the previous
   base drives, the expert takes over; ``groot_kit.train.recovery``) with 25 min of training each
-  took so100 and panda7 to 100 % and the humanoid to 80 %.
+  took so100 and panda7 to 100 % and the humanoid to 80 % (68 % on a 50-scene recheck).
 
 Why two views: the wrist camera sees the cube large and centred when the gripper is close, which
 makes the final centimetres a visual-servoing problem that a tiny vision tower can solve.

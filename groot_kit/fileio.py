@@ -46,3 +46,13 @@ def read_json_checked(file: str | os.PathLike, missing_fix: str, corrupt_fix: st
         return json.loads(file.read_text())
     except json.JSONDecodeError as e:
         raise error(f"{file} is not valid JSON ({e}); {corrupt_fix}") from e
+
+
+def files_digest(files) -> str:
+    """Short content hash of some files (name + bytes, in sorted order): a changed input shows as a
+    changed digest, so cached or resumable work keyed by it starts over."""
+    import hashlib
+    h = hashlib.sha256()
+    for f in sorted(Path(f) for f in files):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:16]

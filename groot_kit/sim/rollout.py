@@ -65,13 +65,16 @@ class EpisodeRecorder:
 
 
 def rollout(env, policy_fn: Callable | Any, max_steps: int | None = None, seed: int | None = None,
-            record_frames: bool = True, tier: str = "synthetic", extra_steps_after_success: int = 0) -> Episode:
+            record_frames: bool = True, tier: str = "synthetic", extra_steps_after_success: int = 0,
+            start_obs: dict | None = None) -> Episode:
     """Run one episode. ``policy_fn`` is ``obs -> action`` or an object with ``.act(obs)``; if it has
-    a ``.subtask`` attribute that label is recorded, else the env's oracle ``info["subtask"]``."""
+    a ``.subtask`` attribute that label is recorded, else the env's oracle ``info["subtask"]``.
+    ``start_obs``: continue from the env's current state (the observation it last returned) instead
+    of resetting it, e.g. to hand a robot over mid-episode; recording starts there."""
     env_u = env.unwrapped if hasattr(env, "unwrapped") else env
     act = policy_fn.act if hasattr(policy_fn, "act") else policy_fn
     owner = policy_fn if hasattr(policy_fn, "act") else getattr(policy_fn, "__self__", None)
-    obs, info = env.reset(seed=seed)
+    obs, info = (start_obs, {}) if start_obs is not None else env.reset(seed=seed)
     rec = EpisodeRecorder(env_u, tier=tier, seed=seed, record_frames=record_frames)
     max_steps = max_steps or env_u.max_steps
     after = None

@@ -37,6 +37,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from groot_kit.fileio import files_digest
 from groot_kit.train import lora as L
 
 DEFAULT_TASK = "reach"   # the tiny base is pretrained on reach with one cube (see groot_kit.train.pretrain)
@@ -136,21 +137,7 @@ def record_demos(embodiment_dir: str | os.PathLike, task: str, num_demos: int, o
 
 def _folder_hash(folder) -> str:
     """Content hash of an embodiment folder's yaml + MJCF (a changed arm invalidates its demos)."""
-    import hashlib
-    h = hashlib.sha256()
-    for f in sorted(Path(folder).glob("*")):
-        if f.suffix in (".yaml", ".xml", ".json") and f.is_file():
-            h.update(f.name.encode() + f.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def _files_hash(files) -> str:
-    """Content hash of some files (a changed base checkpoint or re-recorded demos restart a fine-tune)."""
-    import hashlib
-    h = hashlib.sha256()
-    for f in sorted(Path(f) for f in files):
-        h.update(f.name.encode() + f.read_bytes())
-    return h.hexdigest()[:16]
+    return files_digest(f for f in Path(folder).glob("*") if f.suffix in (".yaml", ".xml", ".json") and f.is_file())
 
 
 def load_demo_dataset(demos_dir, embodiment_dir, policy, episodes: list[int] | None = None):
@@ -357,9 +344,9 @@ def finetune(arm_spec=None, num_demos: int = 20, rank: int = 8, alpha: float = 1
                        seed=seed, resume=resume, progress=progress, image_shift=image_shift,
                        color_jitter=color_jitter)
     # A killed run resumes from train/checkpoints; a run with different settings starts over.
-    request = {"base": base_dir, "base_weights": _files_hash(Path(base_dir).glob("*.safetensors")),
+    request = {"base": base_dir, "base_weights": files_digest(Path(base_dir).glob("*.safetensors")),
                "robot": _folder_hash(emb_dir), "demos": str(demos_path),
-               "demos_data": _files_hash(sorted(demos_path.glob("data/**/*.parquet"))), "episodes": demo_episodes,
+               "demos_data": files_digest(demos_path.glob("data/**/*.parquet")), "episodes": demo_episodes,
                "rank": rank, "alpha": alpha, "targets": str(lcfg.target_modules), "lr": lr, "steps": steps,
                "batch_size": batch_size, "seed": seed, "slot": slot, "init_from": init_from,
                "image_shift": image_shift, "color_jitter": color_jitter}

@@ -134,6 +134,30 @@ def _episodes(embodiment: str, task: str, n: int, image_size: int, seed: int, nu
                              start_noise=start_noise, hold_seconds=hold_seconds, min_steps=4, stats=stats))
 
 
+def _reusable(manifest: Path, key: dict) -> dict | None:
+    """The manifest's contents if it was written for ``key`` and all its datasets still exist."""
+    if not manifest.exists():
+        return None
+    m = json.loads(manifest.read_text())
+    ok = m.get("key") == key and all(Path(r["path"]).exists() for r in m["datasets"])
+    return m if ok else None
+
+
+def _episode_scale(spec) -> int:
+    """Episodes are divided by this for the 120 Hz humanoid (~4x more frames per episode)."""
+    return 3 if spec.control_hz > 60 else 1
+
+
+def _scene_seed(cfg: PretrainConfig, embodiment_index: int) -> int:
+    """First scene seed of an embodiment; tiers add fixed offsets, so no two datasets share a scene."""
+    return cfg.seed + 1_000_000 * (embodiment_index + 1)
+
+
+def _writer_kwargs(spec, encoder) -> dict:
+    return dict(fps=int(spec.control_hz), robot_type=spec.name, embodiment=spec.name,
+                embodiment_id=spec.slot_id, encoder=encoder, overwrite=True)
+
+
 def generate_pretrain_data(cfg: PretrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Write every tier's datasets under ``output_dir/data``. -> {"datasets": [...], "seconds"}"""
     from groot_kit.data import EncoderOptions, write_dataset
@@ -146,21 +170,18 @@ def generate_pretrain_data(cfg: PretrainConfig, log: Callable[[str], None] = pri
                     "video_episodes", "heldout_episodes", "hold_seconds", "start_noise", "seed", "encoder_crf")}
     key["embodiments"] = list(key["embodiments"])
     manifest = root / "manifest.json"
-    if manifest.exists():  # same recipe already generated: reuse (delete the folder to regenerate)
-        m = json.loads(manifest.read_text())
-        if m.get("key") == key and all(Path(r["path"]).exists() for r in m["datasets"]):
-            log("  reusing the datasets in " + str(root))
-            return {**m, "reused": True}
+    m = _reusable(manifest, key)  # same recipe already generated: reuse (delete the folder to regenerate)
+    if m is not None:
+        log("  reusing the datasets in " + str(root))
+        return {**m, "reused": True}
     enc = EncoderOptions(crf=cfg.encoder_crf)
     t0 = time.perf_counter()
     rows = []
     for ei, emb in enumerate(cfg.embodiments):
         spec = load_embodiment(emb)
-        kw = dict(fps=int(spec.control_hz), robot_type=spec.name, embodiment=spec.name,
-                  embodiment_id=spec.slot_id, encoder=enc, overwrite=True)
-        long_eps = spec.control_hz > 60  # humanoid: 120 Hz, ~4x more frames per episode
-        scale = 3 if long_eps else 1
-        base_seed = cfg.seed + 1_000_000 * (ei + 1)
+        kw = _writer_kwargs(spec, enc)
+        scale = _episode_scale(spec)
+        base_seed = _scene_seed(cfg, ei)
         plan = [("expert", False, max(1, cfg.expert_episodes // scale), base_seed),
                 ("teleop", True, max(1, cfg.teleop_episodes // scale), base_seed + 500_000),
                 ("heldout", False, cfg.heldout_episodes, base_seed + 900_000)]
@@ -193,11 +214,10 @@ def generate_recovery_data(cfg: PretrainConfig, log: Callable[[str], None] = pri
     """DAgger-style hand-over demos (``groot_kit.train.recovery``) from the ``init_from`` policy, one
     dataset per embodiment under ``output_dir/data``. Reused when the policy's weights and the
     settings are unchanged. -> dataset rows like :func:`generate_pretrain_data`'s."""
-    import hashlib
-
     from groot_kit.data import EncoderOptions, write_dataset
     from groot_kit.data.sim_data import modality_for
     from groot_kit.embodiment import load_embodiment
+    from groot_kit.fileio import files_digest
     from groot_kit.model.policy import GrootPolicy
     from groot_kit.train.recovery import recovery_episodes
 
@@ -205,35 +225,30 @@ def generate_recovery_data(cfg: PretrainConfig, log: Callable[[str], None] = pri
         return []
     root = Path(cfg.output_dir) / "data"
     root.mkdir(parents=True, exist_ok=True)
-    weights = Path(cfg.init_from) / "model.safetensors"
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest() if weights.exists() else str(cfg.init_from)
-    key = {"policy_sha256": digest, "embodiments": list(cfg.embodiments), "task": cfg.task,
+    key = {"policy_weights": files_digest(Path(cfg.init_from).glob("*.safetensors")), "embodiments": list(cfg.embodiments), "task": cfg.task,
            "num_cubes": cfg.num_cubes, "image_size": cfg.image_size, "recovery_episodes": cfg.recovery_episodes,
            "start_noise": cfg.start_noise, "replan_every": cfg.replan_every, "seed": cfg.seed,
            "encoder_crf": cfg.encoder_crf}
     manifest = root / "recovery_manifest.json"
-    if manifest.exists():
-        m = json.loads(manifest.read_text())
-        if m.get("key") == key and all(Path(r["path"]).exists() for r in m["datasets"]):
-            log("  reusing the recovery datasets in " + str(root))
-            return m["datasets"]
+    m = _reusable(manifest, key)
+    if m is not None:
+        log("  reusing the recovery datasets in " + str(root))
+        return m["datasets"]
     policy = GrootPolicy.from_pretrained(cfg.init_from)
     enc = EncoderOptions(crf=cfg.encoder_crf)
     rows = []
     for ei, emb in enumerate(cfg.embodiments):
         spec = load_embodiment(emb)
-        n = max(1, cfg.recovery_episodes // (3 if spec.control_hz > 60 else 1))
+        n = max(1, cfg.recovery_episodes // _episode_scale(spec))
         t1 = time.perf_counter()
         st: dict = {}
         eps = recovery_episodes(policy, emb, cfg.task, n, image_size=cfg.image_size,
-                                seed=cfg.seed + 1_000_000 * (ei + 1) + 300_000, num_cubes=cfg.num_cubes,
+                                seed=_scene_seed(cfg, ei) + 300_000, num_cubes=cfg.num_cubes,
                                 start_noise=cfg.start_noise, replan_every=cfg.replan_every, stats=st)
         if not eps:
             log(f"  {emb}_recovery: no usable hand-over ({st}); skipped")
             continue
-        path = write_dataset(eps, root / f"{emb}_recovery", modality_for(spec), fps=int(spec.control_hz),
-                             robot_type=spec.name, embodiment=spec.name, embodiment_id=spec.slot_id,
-                             encoder=enc, overwrite=True)
+        path = write_dataset(eps, root / f"{emb}_recovery", modality_for(spec), **_writer_kwargs(spec, enc))
         rows.append({"name": f"{emb}_recovery", "path": str(path), "embodiment": emb, "slot": spec.slot_id,
                      "tier": "synthetic", "role": "train", "source": "policy_handover", "episodes": len(eps),
                      "frames": int(sum(len(e) for e in eps)), "handover": st,
@@ -360,13 +375,13 @@ def pretrain_tiny(cfg: PretrainConfig | None = None, callbacks: list | None = No
     out.mkdir(parents=True, exist_ok=True)
     log(f"[1/3] data pyramid: {', '.join(cfg.embodiments)} / {cfg.task} ({cfg.num_cubes} cube)")
     data = generate_pretrain_data(cfg, log)
+    log("      data reused" if data.get("reused") else f"      data done in {data['seconds']} s")
     if cfg.recovery_episodes > 0:
         log(f"      recovery demos: hand-overs from {cfg.init_from}")
         t_rec = time.perf_counter()
         data = {**data, "datasets": data["datasets"] + generate_recovery_data(cfg, log),
                 "recovery_seconds": round(time.perf_counter() - t_rec, 1)}
-    log(f"      data {'reused' if data.get('reused') else 'done in ' + str(data['seconds']) + ' s'}"
-        + (f", recovery demos in {data['recovery_seconds']} s" if "recovery_seconds" in data else ""))
+        log(f"      recovery demos in {data['recovery_seconds']} s")
     log(f"[2/3] training the tiny policy ({cfg.num_views} views, sub-task co-training {cfg.subtask_loss_weight})")
     policy, history, train_info = train_base(cfg, data, callbacks, log)
     log(f"      {train_info['steps']} steps in {train_info['seconds']} s, final loss {train_info['final_loss']:.4f}")

@@ -27,7 +27,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported
 
 from groot_kit.data import from_sim_episode  # noqa: E402
 from groot_kit.sim import make_env, make_expert  # noqa: E402
-from groot_kit.sim.rollout import EpisodeRecorder  # noqa: E402
+from groot_kit.sim.rollout import rollout  # noqa: E402
 from groot_kit.train.evaluate import PolicyController, _processor_for  # noqa: E402
 
 
@@ -94,16 +94,6 @@ def _handover_episode(env, policy, processor, seed: int, handover: int, replan_e
             return None
         if trunc:
             break
-    expert = make_expert(env)  # plans from the current joints on its first act()
-    rec = EpisodeRecorder(env, tier="synthetic", seed=seed)
-    after = None
-    while env.t < env.max_steps:
-        a = expert.act(obs)
-        rec.add(obs, a, expert.subtask)
-        obs, _, term, trunc, info = env.step(a)
-        if info.get("success"):
-            rec.success = True
-            after = settle_steps if after is None else after - 1
-        if (after is not None and after <= 0) or trunc:
-            break
-    return rec.finish()
+    # a fresh expert plans from the current joints on its first act(); record from here on
+    return rollout(env, make_expert(env), max_steps=env.max_steps - env.t, seed=seed, tier="synthetic",
+                   extra_steps_after_success=settle_steps, start_obs=obs)

@@ -37,6 +37,8 @@ def main(argv=None) -> int:
     p.add_argument("--color-jitter", type=float, default=None, help="train-time brightness/contrast jitter, 0 = off")
     p.add_argument("--recovery-episodes", type=int, default=None,
                    help="DAgger-style hand-over demos per embodiment from the --init-from policy")
+    p.add_argument("--embodiment-weight", action="append", default=[], metavar="NAME=W",
+                   help="batch-share multiplier for one embodiment, e.g. gr1_upper=2 (repeatable)")
     p.add_argument("--checkpoint-dir", default=None, help="where the base checkpoint goes (default data_samples/...)")
     p.add_argument("--results-file", default=None, help="results JSON (default benchmarks/results/pretrain_tiny.json)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
@@ -52,6 +54,11 @@ def main(argv=None) -> int:
                                 checkpoint_dir=a.checkpoint_dir, image_shift=a.image_shift,
                                 color_jitter=a.color_jitter, results_file=a.results_file,
                                 recovery_episodes=a.recovery_episodes).items() if v is not None}
+    if a.embodiment_weight:
+        try:
+            kw["embodiment_weights"] = {n: float(w) for n, w in (x.split("=", 1) for x in a.embodiment_weight)}
+        except ValueError:
+            p.error(f"--embodiment-weight {a.embodiment_weight}: write NAME=W, e.g. gr1_upper=2")
     if a.embodiments:
         kw["embodiments"] = tuple(a.embodiments.split(","))
     if a.fast and "output_dir" not in kw:

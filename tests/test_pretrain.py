@@ -51,3 +51,33 @@ def test_committed_results_are_consistent():
     for emb, c in r["closed_loop"].items():
         assert c["successes"] == sum(e["success"] for e in c["episodes"])
         assert abs(c["success_rate"] - c["successes"] / c["n_episodes"]) < 1e-9
+
+
+def test_embodiment_weights_set_each_robots_batch_share():
+    """A lagging robot can be given a larger share of every batch; the tier weights still apply."""
+    from groot_kit.model.policy import GrootPolicy
+    from groot_kit.train.pretrain import build_mixture
+    samples = REPO / "data_samples"
+    rows = [{"path": str(samples / name), "embodiment": emb, "slot": slot, "tier": tier, "role": "train"}
+            for name, emb, slot, tier in (("panda7_expert", "panda7", 2, "synthetic"),
+                                          ("gr1_upper_expert", "gr1_upper", 24, "synthetic"),
+                                          ("so100_teleop", "so100", 1, "teleop"))]
+
+    def shares(weights):
+        cfg = PretrainConfig.fast(embodiments=("so100", "panda7", "gr1_upper"), embodiment_weights=weights)
+        mix, _ = build_mixture(GrootPolicy(tiny_pretrain_policy_config()), {"datasets": rows}, cfg)
+        w = mix.sample_weights()
+        return {ds.embodiment_id: float(w[mix.offsets[i]:mix.offsets[i + 1]].sum())
+                for i, ds in enumerate(mix.datasets)}
+
+    # tier weights: synthetic 1.0, teleop 0.5 -> so100 0.5, panda7 1.0, gr1_upper 1.0 (x2 when weighted)
+    even, heavy = shares({}), shares({"gr1_upper": 2.0})
+    assert even[24] == pytest.approx(1.0 / 2.5) and even[1] == pytest.approx(0.5 / 2.5)
+    assert heavy[24] == pytest.approx(2.0 / 3.5) and heavy[1] == pytest.approx(0.5 / 3.5)
+
+
+def test_bad_embodiment_weights_are_refused():
+    with pytest.raises(ValueError, match="not one of the embodiments"):
+        PretrainConfig(embodiment_weights={"gr1": 2.0})
+    with pytest.raises(ValueError, match="positive number"):
+        PretrainConfig(embodiment_weights={"gr1_upper": 0})

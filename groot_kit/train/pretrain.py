@@ -82,6 +82,8 @@ class PretrainConfig:
     hold_seconds: float = 0.0           # expert keeps recording this long after success (0.3 measured worse)
     start_noise: float = 0.3            # joint noise (rad) on the start pose of training demos (eval: 0.02)
     tier_weights: dict = field(default_factory=lambda: {"synthetic": 1.0, "teleop": 0.5, "video": 0.15})
+    embodiment_weights: dict = field(default_factory=dict)  # batch-share multiplier per embodiment, e.g.
+                                        # {"gr1_upper": 2.0} for a robot that lags (missing = 1.0)
     subtask_loss_weight: float = 0.1    # System 2 sub-task co-training
     image_shift: int = 4                # train-time random image shift, px (groot_kit.train.augment)
     color_jitter: float = 0.1           # train-time brightness/contrast jitter
@@ -99,6 +101,14 @@ class PretrainConfig:
     command: str = "python scripts/pretrain_tiny.py"  # recorded in the results file
 
     def __post_init__(self):
+        self.embodiment_weights = dict(self.embodiment_weights)
+        for name, w in self.embodiment_weights.items():
+            if name not in self.embodiments:
+                raise ValueError(f"PretrainConfig.embodiment_weights names {name!r}, which is not one of the "
+                                 f"embodiments {list(self.embodiments)}: fix the name or add it to embodiments")
+            if not (isinstance(w, (int, float)) and w > 0):
+                raise ValueError(f"PretrainConfig.embodiment_weights[{name!r}]={w!r}: give a positive number "
+                                 "(1.0 = the default share; leave the robot out of embodiments to drop it)")
         if self.recovery_episodes < 0:
             raise ValueError(f"PretrainConfig.recovery_episodes={self.recovery_episodes}: give 0 (off) or more")
         if self.recovery_episodes > 0 and not self.init_from:
@@ -303,7 +313,7 @@ def build_mixture(policy, data: dict, cfg: PretrainConfig):
             stats[emb] = NormalizationStats.from_dataset(open_dataset(r["path"]), modes=norm_modes_for(load_embodiment(emb)))
         ds = GrootDataset(r["path"], embodiment_id=r["slot"], stats=stats[emb], **size_kw)
         datasets.append(ds)
-        weights.append(1.0)
+        weights.append(float(cfg.embodiment_weights.get(emb, 1.0)))
         if first:
             policy.set_processor(GrootProcessor.from_dataset(ds))
     return MixtureDataset(datasets, weights, cfg.tier_weights), stats

@@ -150,6 +150,7 @@ def test_malformed_modality_json(so100_copy):
     (lambda d: d["state"]["single_arm"].update(dim=4), r"'state.single_arm.joints'.*dim is 4"),
     (lambda d: d["joints"][0].update(lower=3.0), r"'joints\[0\].*lower 3.0 >= upper"),
     (lambda d: d.pop("cameras"), r"'cameras': missing"),
+    (lambda d: d["cameras"].update(wrist=[]), r"'cameras.wrist'.*tile side by side"),
     (lambda d: d.update(robot_xml="missing.xml"), r"'robot_xml'.*does not exist"),
 ])
 def test_bad_embodiment_yaml(so100_copy, mutate, match):

@@ -81,3 +81,29 @@ def test_bad_embodiment_weights_are_refused():
         PretrainConfig(embodiment_weights={"gr1": 2.0})
     with pytest.raises(ValueError, match="positive number"):
         PretrainConfig(embodiment_weights={"gr1_upper": 0})
+
+
+def test_data_is_reused_per_embodiment_until_its_definition_changes(tmp_path, monkeypatch):
+    """A second run reuses every embodiment's datasets; after one robot's files change, only that
+    robot's datasets are regenerated."""
+    import groot_kit.train.pretrain as pt
+    from groot_kit.embodiment import load_embodiment
+    cfg = PretrainConfig.fast(output_dir=str(tmp_path / "pt"), expert_episodes=1, teleop_episodes=1,
+                              video_episodes=0, heldout_episodes=0)
+    first = pt.generate_pretrain_data(cfg, log=lambda s: None)
+    assert first["reused"] == [] and {d["embodiment"] for d in first["datasets"]} == {"so100", "panda7"}
+    assert pt.generate_pretrain_data(cfg, log=lambda s: None)["reused"] == ["so100", "panda7"]
+
+    # the digest follows the files: an edited copy of so100 hashes differently
+    import shutil
+    copy = tmp_path / "so100_copy"
+    shutil.copytree(load_embodiment("so100").root, copy)
+    before = pt._embodiment_digest(load_embodiment(copy))
+    (copy / "scene.xml").write_text((copy / "scene.xml").read_text().replace('fovy="', 'fovy="1'))
+    assert pt._embodiment_digest(load_embodiment(copy)) != before
+
+    real = pt._embodiment_digest
+    monkeypatch.setattr(pt, "_embodiment_digest", lambda spec: real(spec) + ("-edited" if spec.name == "panda7" else ""))
+    third = pt.generate_pretrain_data(cfg, log=lambda s: None)
+    assert third["reused"] == ["so100"] and [d["name"] for d in third["datasets"]] == [
+        "so100_expert", "so100_teleop", "panda7_expert", "panda7_teleop"]

@@ -26,6 +26,24 @@ def test_obs_shapes_and_info(name, task):
     assert not env._renderers
 
 
+def test_humanoid_wrist_view_tiles_both_wrist_cameras():
+    """gr1_upper's second view shows the left wrist camera on the left half, the right on the right:
+    either hand gets a close-up in the tiny model's two view slots."""
+    import mujoco
+
+    env = make_env("gr1_upper", "reach", image_size=64, seed=0, num_cubes=1)
+    obs, _ = env.reset(seed=5)
+    assert env.spec_e.camera_names("wrist") == ["left_wrist_cam", "right_wrist_cam"]
+    halves = []
+    for cam in ("left_wrist_cam", "right_wrist_cam"):
+        with mujoco.Renderer(env.model, 64, 32) as r:
+            r.update_scene(env.data, camera=cam)
+            halves.append(r.render())
+    np.testing.assert_array_equal(obs["wrist"], np.concatenate(halves, axis=1))
+    assert not np.array_equal(halves[0], halves[1])
+    env.close()
+
+
 def test_instruction_names_objects():
     env = make_env("so100", "pick_place", render=False)
     seen = set()

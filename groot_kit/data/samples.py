@@ -56,5 +56,10 @@ def make_all(out_dir: str | Path = "data_samples", names: list[str] | None = Non
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     res = [make_sample(n, out_dir) for n in (names or list(SAMPLES))]
-    (out_dir / "manifest.json").write_text(json.dumps({"image_size": IMAGE_SIZE, "datasets": res}, indent=1) + "\n")
+    # a partial rerun (names=[...]) updates its rows and keeps the others', in SAMPLES order
+    manifest = out_dir / "manifest.json"
+    rows = {r["name"]: r for r in (json.loads(manifest.read_text())["datasets"] if manifest.exists() else [])}
+    rows.update({r["name"]: r for r in res})
+    rows = [rows[n] for n in SAMPLES if n in rows]
+    manifest.write_text(json.dumps({"image_size": IMAGE_SIZE, "datasets": rows}, indent=1) + "\n")
     return res

@@ -77,6 +77,7 @@ def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", sec
 
     from groot_kit.model.policy import GrootPolicy
     from groot_kit.sim import make_env
+    from groot_kit.sim.env import render_view
     if render_in not in ("system2", "control"):
         raise ValueError("render_in must be 'system2' or 'control'")
     if policy is None:
@@ -118,23 +119,20 @@ def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", sec
         def system2(obs: dict):
             if "_sim" in obs:          # render here, in the System 2 thread, from the control tick's snapshot
                 if not s2_render:
-                    s2_render["data"] = mujoco.MjData(env.model)
-                    s2_render["renderer"] = mujoco.Renderer(env.model, S, S)
-                d, r = s2_render["data"], s2_render["renderer"]
+                    s2_render["data"], s2_render["renderers"] = mujoco.MjData(env.model), {}
+                d = s2_render["data"]
                 t0 = time.perf_counter()
                 d.qpos[:], d.mocap_pos[:], d.mocap_quat[:] = obs["_sim"]
                 mujoco.mj_forward(env.model, d)
                 frames = {}
                 for c in cams:
-                    r.update_scene(d, camera=env.cam_ids[c])
-                    frames[f"video.{c}"] = r.render()[None]
+                    frames[f"video.{c}"] = render_view(s2_render["renderers"], env.model, d, env.cam_ids[c], S)[None]
                 frame_ms.append((time.perf_counter() - t0) * 1e3)
                 obs = {**{k: v for k, v in obs.items() if k != "_sim"}, **frames}
             return systems.system2(obs)
 
         def system2_teardown():      # runs in the System 2 thread: its GL context is current there
-            r = s2_render.pop("renderer", None)
-            if r is not None:
+            for r in s2_render.pop("renderers", {}).values():
                 r.close()
 
         def env_step(a_norm: np.ndarray) -> dict:

@@ -102,7 +102,7 @@ class GrootSimEnv(gym.Env):
         self._act_lo, self._act_hi = sp.action_bounds()
         self.action_space = gym.spaces.Box(self._act_lo, self._act_hi, dtype=np.float32)
         spaces = {"state": gym.spaces.Box(-np.inf, np.inf, (sp.state_dim,), np.float32)}
-        self.cam_ids = {k: self._id("camera", c) for k, c in sp.cameras.items()}
+        self.cam_ids = {k: [self._id("camera", c) for c in sp.camera_names(k)] for k in sp.cameras}
         if render:
             for k in sp.cameras:
                 spaces[k] = gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
@@ -419,19 +419,8 @@ class GrootSimEnv(gym.Env):
         return s
 
     def render_camera(self, key: str, size: int | None = None) -> np.ndarray:
-        size = size or self.image_size
-        rk = (key, size)
-        if rk not in self._renderers:
-            try:
-                self._renderers[rk] = mujoco.Renderer(self.model, size, size)
-            except Exception as e:
-                raise RuntimeError(
-                    f"MuJoCo could not create an offscreen renderer with MUJOCO_GL={os.environ.get('MUJOCO_GL')!r} "
-                    f"({e}). Fix: install Mesa EGL (see scripts/install_system_deps.sh) or set MUJOCO_GL=osmesa "
-                    f"before importing mujoco; or pass render=False for state-only runs") from None
-        r = self._renderers[rk]
-        r.update_scene(self.data, camera=self.cam_ids[key])
-        return r.render()
+        """(size, size, 3) uint8 image of video key ``key`` (a tiled key: its cameras side by side)."""
+        return render_view(self._renderers, self.model, self.data, self.cam_ids[key], size or self.image_size)
 
     def _obs(self) -> dict:
         obs = {"state": self.get_state()}
@@ -451,6 +440,28 @@ class GrootSimEnv(gym.Env):
         for r in self._renderers.values():
             r.close()
         self._renderers.clear()
+
+
+def render_view(renderers: dict, model, data, cam_ids: list[int], size: int) -> np.ndarray:
+    """Render cameras ``cam_ids`` into one (size, size, 3) uint8 image, tiled left to right (each a
+    size-high, ~size/n-wide strip with its own narrower field of view). ``renderers`` caches one
+    mujoco.Renderer per strip shape; the caller closes them."""
+    n = len(cam_ids)
+    widths = [size // n + (1 if i < size % n else 0) for i in range(n)]
+    strips = []
+    for cid, w in zip(cam_ids, widths):
+        if (size, w) not in renderers:
+            try:
+                renderers[(size, w)] = mujoco.Renderer(model, size, w)
+            except Exception as e:
+                raise RuntimeError(
+                    f"MuJoCo could not create an offscreen renderer with MUJOCO_GL={os.environ.get('MUJOCO_GL')!r} "
+                    f"({e}). Fix: install Mesa EGL (see scripts/install_system_deps.sh) or set MUJOCO_GL=osmesa "
+                    f"before importing mujoco; or pass render=False for state-only runs") from None
+        r = renderers[(size, w)]
+        r.update_scene(data, camera=cid)
+        strips.append(r.render())
+    return strips[0] if n == 1 else np.concatenate(strips, axis=1)
 
 
 def make_env(embodiment, task: str = "pick_place", image_size: int = 96, seed: int | None = None,

@@ -56,6 +56,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from groot_kit.fileio import files_digest
+
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 DEFAULT_EMBODIMENTS = ("so100", "panda7", "gr1_upper")
@@ -168,27 +170,39 @@ def _writer_kwargs(spec, encoder) -> dict:
                 embodiment_id=spec.slot_id, encoder=encoder, overwrite=True)
 
 
+def _embodiment_digest(spec) -> str:
+    """Content hash of an embodiment's definition (MJCF, scene, embodiment.yaml, modality.json): data
+    recorded before a robot changed (a camera moved, a joint limit) is not reused after."""
+    return files_digest([spec.robot_xml, spec.scene_xml, spec.root / "embodiment.yaml", spec.root / "modality.json"])
+
+
 def generate_pretrain_data(cfg: PretrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Write every tier's datasets under ``output_dir/data``. -> {"datasets": [...], "seconds"}"""
+    """Write every tier's datasets under ``output_dir/data``, one manifest per embodiment; an
+    embodiment whose recipe settings and definition are unchanged reuses its datasets.
+    -> {"datasets": [...], "seconds", "key", "reused": [embodiments reused]}"""
     from groot_kit.data import EncoderOptions, write_dataset
     from groot_kit.data.sim_data import modality_for
     from groot_kit.embodiment import load_embodiment
 
     root = Path(cfg.output_dir) / "data"
     key = {k: v for k, v in dataclasses.asdict(cfg).items()
-           if k in ("embodiments", "task", "num_cubes", "image_size", "expert_episodes", "teleop_episodes",
-                    "video_episodes", "heldout_episodes", "hold_seconds", "start_noise", "seed", "encoder_crf")}
-    key["embodiments"] = list(key["embodiments"])
-    manifest = root / "manifest.json"
-    m = _reusable(manifest, key)  # same recipe already generated: reuse (delete the folder to regenerate)
-    if m is not None:
-        log("  reusing the datasets in " + str(root))
-        return {**m, "reused": True}
+           if k in ("task", "num_cubes", "image_size", "expert_episodes", "teleop_episodes",
+                    "heldout_episodes", "hold_seconds", "start_noise", "seed", "encoder_crf")}
     enc = EncoderOptions(crf=cfg.encoder_crf)
     t0 = time.perf_counter()
-    rows = []
+    rows, reused = [], []
     for ei, emb in enumerate(cfg.embodiments):
         spec = load_embodiment(emb)
+        emb_key = {**key, "embodiment": emb, "embodiment_index": ei, "definition": _embodiment_digest(spec),
+                   "video_episodes": cfg.video_episodes if ei == 0 else 0}
+        manifest = root / f"manifest_{emb}.json"
+        m = _reusable(manifest, emb_key)  # delete the manifest (or the folder) to regenerate
+        if m is not None:
+            log(f"  {emb}: reusing its datasets in {root}")
+            rows += m["datasets"]
+            reused.append(emb)
+            continue
+        emb_rows = []
         kw = _writer_kwargs(spec, enc)
         scale = _episode_scale(spec)
         base_seed = _scene_seed(cfg, ei)
@@ -207,17 +221,19 @@ def generate_pretrain_data(cfg: PretrainConfig, log: Callable[[str], None] = pri
             if name == "expert":
                 expert_eps = eps
             path = write_dataset(eps, root / f"{emb}_{name}", modality_for(spec), **kw)
-            rows.append({"name": f"{emb}_{name}", "path": str(path), "embodiment": emb, "slot": spec.slot_id,
-                         "tier": "teleop" if teleop else "synthetic", "role": "eval" if name == "heldout" else "train",
-                         "episodes": len(eps), "frames": int(sum(len(e) for e in eps)),
-                         "demo_success": f"{st['kept']}/{st['tried']}", "seconds": round(time.perf_counter() - t1, 1)})
-            log(f"  {rows[-1]['name']}: {rows[-1]['episodes']} episodes, {rows[-1]['frames']} frames "
-                f"({rows[-1]['seconds']} s)")
-        if cfg.video_episodes > 0 and ei == 0 and expert_eps:
-            rows.append(_video_tier(cfg, emb, spec, expert_eps, root, kw, base_seed + 700_000, log))
-    out = {"datasets": rows, "seconds": round(time.perf_counter() - t0, 1), "key": key}
-    manifest.write_text(json.dumps(out, indent=1) + "\n")
-    return out
+            emb_rows.append({"name": f"{emb}_{name}", "path": str(path), "embodiment": emb, "slot": spec.slot_id,
+                             "tier": "teleop" if teleop else "synthetic",
+                             "role": "eval" if name == "heldout" else "train",
+                             "episodes": len(eps), "frames": int(sum(len(e) for e in eps)),
+                             "demo_success": f"{st['kept']}/{st['tried']}",
+                             "seconds": round(time.perf_counter() - t1, 1)})
+            log(f"  {emb_rows[-1]['name']}: {emb_rows[-1]['episodes']} episodes, {emb_rows[-1]['frames']} frames "
+                f"({emb_rows[-1]['seconds']} s)")
+        if emb_key["video_episodes"] > 0 and expert_eps:
+            emb_rows.append(_video_tier(cfg, emb, spec, expert_eps, root, kw, base_seed + 700_000, log))
+        manifest.write_text(json.dumps({"key": emb_key, "datasets": emb_rows}, indent=1) + "\n")
+        rows += emb_rows
+    return {"datasets": rows, "seconds": round(time.perf_counter() - t0, 1), "key": key, "reused": reused}
 
 
 def generate_recovery_data(cfg: PretrainConfig, log: Callable[[str], None] = print) -> list[dict]:
@@ -227,7 +243,6 @@ def generate_recovery_data(cfg: PretrainConfig, log: Callable[[str], None] = pri
     from groot_kit.data import EncoderOptions, write_dataset
     from groot_kit.data.sim_data import modality_for
     from groot_kit.embodiment import load_embodiment
-    from groot_kit.fileio import files_digest
     from groot_kit.model.policy import GrootPolicy
     from groot_kit.train.recovery import recovery_episodes
 
@@ -235,7 +250,8 @@ def generate_recovery_data(cfg: PretrainConfig, log: Callable[[str], None] = pri
         return []
     root = Path(cfg.output_dir) / "data"
     root.mkdir(parents=True, exist_ok=True)
-    key = {"policy_weights": files_digest(Path(cfg.init_from).glob("*.safetensors")), "embodiments": list(cfg.embodiments), "task": cfg.task,
+    key = {"policy_weights": files_digest(Path(cfg.init_from).glob("*.safetensors")), "embodiments": list(cfg.embodiments),
+           "definitions": [_embodiment_digest(load_embodiment(e)) for e in cfg.embodiments], "task": cfg.task,
            "num_cubes": cfg.num_cubes, "image_size": cfg.image_size, "recovery_episodes": cfg.recovery_episodes,
            "start_noise": cfg.start_noise, "replan_every": cfg.replan_every, "seed": cfg.seed,
            "encoder_crf": cfg.encoder_crf}
@@ -385,7 +401,7 @@ def pretrain_tiny(cfg: PretrainConfig | None = None, callbacks: list | None = No
     out.mkdir(parents=True, exist_ok=True)
     log(f"[1/3] data pyramid: {', '.join(cfg.embodiments)} / {cfg.task} ({cfg.num_cubes} cube)")
     data = generate_pretrain_data(cfg, log)
-    log("      data reused" if data.get("reused") else f"      data done in {data['seconds']} s")
+    log(f"      data done in {data['seconds']} s" + (f" (reused: {', '.join(data['reused'])})" if data["reused"] else ""))
     if cfg.recovery_episodes > 0:
         log(f"      recovery demos: hand-overs from {cfg.init_from}")
         t_rec = time.perf_counter()

@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import time
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,6 +42,9 @@ def check_conventions(path: Path) -> list[str]:
         for line in src.splitlines():
             if re.match(r"^[A-Z][A-Z0-9_]*\s*[:=]", line) and "#" not in line:
                 problems.append(f"parameter line without a help comment: {line.strip()}")
+    ids = [c.get("id") for c in nb["cells"]]
+    if None in ids or len(set(ids)) != len(ids):
+        problems.append("cells without a unique 'id' (nbformat 4.5 requires one; strip_outputs adds them)")
     if any(c.get("outputs") or c.get("execution_count") for c in code):
         problems.append("stored outputs (run `make strip-notebooks`)")
     if not nb["cells"] or nb["cells"][0]["cell_type"] != "markdown" or not "".join(nb["cells"][0]["source"]).lstrip().startswith("#"):
@@ -50,7 +54,11 @@ def check_conventions(path: Path) -> list[str]:
 
 def strip_outputs(path: Path) -> None:
     nb = json.loads(Path(path).read_text())
+    seen = set()
     for c in nb["cells"]:
+        if not c.get("id") or c["id"] in seen:  # cells pasted in without an id
+            c["id"] = uuid.uuid4().hex[:8]
+        seen.add(c["id"])
         if c["cell_type"] == "code":
             c["outputs"], c["execution_count"] = [], None
         c.get("metadata", {}).pop("execution", None)

@@ -26,12 +26,21 @@ def test_obs_shapes_and_info(name, task):
     assert not env._renderers
 
 
-def test_humanoid_wrist_view_tiles_both_wrist_cameras():
-    """gr1_upper's second view shows the left wrist camera on the left half, the right on the right:
-    either hand gets a close-up in the tiny model's two view slots."""
-    import mujoco
+def test_a_view_can_tile_several_cameras(tmp_path):
+    """A video key may list several MJCF cameras: they share one image, side by side (here the
+    humanoid's two wrist cameras in its second view slot)."""
+    import shutil
 
-    env = make_env("gr1_upper", "reach", image_size=64, seed=0, num_cubes=1)
+    import mujoco
+    import yaml
+
+    from groot_kit.embodiment import load_embodiment
+    root = tmp_path / "gr1_tiled"
+    shutil.copytree(load_embodiment("gr1_upper").root, root)
+    y = yaml.safe_load((root / "embodiment.yaml").read_text())
+    y["cameras"]["wrist"] = ["left_wrist_cam", "right_wrist_cam"]
+    (root / "embodiment.yaml").write_text(yaml.safe_dump(y, sort_keys=False))
+    env = make_env(str(root), "reach", image_size=64, seed=0, num_cubes=1)
     obs, _ = env.reset(seed=5)
     assert env.spec_e.camera_names("wrist") == ["left_wrist_cam", "right_wrist_cam"]
     halves = []
@@ -39,6 +48,7 @@ def test_humanoid_wrist_view_tiles_both_wrist_cameras():
         with mujoco.Renderer(env.model, 64, 32) as r:
             r.update_scene(env.data, camera=cam)
             halves.append(r.render())
+    assert obs["wrist"].shape == (64, 64, 3)
     np.testing.assert_array_equal(obs["wrist"], np.concatenate(halves, axis=1))
     assert not np.array_equal(halves[0], halves[1])
     env.close()

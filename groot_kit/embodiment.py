@@ -550,7 +550,7 @@ def regenerate_builtin_embodiments(root: Path = REPO_EMBODIMENTS) -> list[Embodi
     ac = {k: ac[k] for k in ("left_arm", "left_hand", "right_arm", "right_hand")}
     # The second view is the right wrist only, and on the stage-8 base left-hand reaches succeed far
     # less often (7/19 vs 27/31). Tiling both wrists (wrist: [left_wrist_cam, right_wrist_cam]) was
-    # tried in stage 9 and has not yet paid off (README, "Pretraining"); the base is trained on this.
+    # tried in stage 9: left-hand reaches stayed at 7/19 (README, "Pretraining"); the base uses this.
     cams = {"ego": "ego_cam", "wrist": "right_wrist_cam"}
     d = ("GR-1-like bimanual humanoid upper body: fixed torso, head camera, two 7-DOF arms "
          "(shoulder pitch/roll/yaw, elbow, wrist yaw/roll/pitch) with simple parallel grippers as hands.")

@@ -112,8 +112,7 @@ class EmbodimentSpec:
 
     def camera_names(self, key: str) -> list[str]:
         """The MJCF camera(s) behind video key ``key`` (several = tiled side by side in one image)."""
-        c = self.cameras[key]
-        return [c] if isinstance(c, str) else list(c)
+        return _camera_list(self.cameras[key])
 
     @property
     def control_dt(self) -> float:
@@ -148,6 +147,11 @@ class EmbodimentSpec:
 # ---------------------------------------------------------------------------------------------
 # Loading and validation
 # ---------------------------------------------------------------------------------------------
+
+
+def _camera_list(value) -> list:
+    """A ``cameras`` entry as a list: one MJCF camera name, or several tiled side by side."""
+    return [value] if isinstance(value, str) else list(value) if isinstance(value, list) else []
 
 
 def _err(file: Path | str, fld: str, problem: str, fix: str) -> EmbodimentError:
@@ -324,8 +328,8 @@ def load_embodiment(name_or_path: str | os.PathLike | EmbodimentSpec) -> Embodim
     if not isinstance(cameras, dict) or not cameras:
         raise _err(yfile, "cameras", "must be a non-empty mapping key -> MJCF camera", "e.g. {front: front}")
     for k, c in cameras.items():
-        names = [c] if isinstance(c, str) else c
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+        names = _camera_list(c)
+        if not names or not all(isinstance(n, str) and n for n in names):
             raise _err(yfile, f"cameras.{k}", f"is {c!r}",
                        "give one MJCF camera name, or a list of names to tile side by side, e.g. [left_cam, right_cam]")
     state = _parse_keys(_req(y, "state", yfile, "", "add the state keys"), yfile, "state", limits, arms)

@@ -80,3 +80,37 @@ def test_recipe_adds_recovery_datasets_and_reuses_them(tmp_path):
     logs.clear()
     pretrain_tiny(cfg, log=logs.append)
     assert any("reusing the recovery datasets" in s for s in logs)
+
+    # DAgger aggregation: a later round (no new hand-overs here) trains on this round's recovery demos
+    later = PretrainConfig.fast(output_dir=cfg.output_dir, embodiments=("so100",), expert_episodes=3,
+                                teleop_episodes=1, video_episodes=0, max_steps=2, batch_size=4,
+                                init_from=str(BASE), aggregate_recovery_from=(cfg.output_dir,))
+    res2 = pretrain_tiny(later, log=lambda s: None)
+    agg = [d for d in res2["data"]["datasets"] if d.get("aggregated_from")]
+    assert [(d["name"], d["path"], d["aggregated_from"]) for d in agg] == [
+        ("so100_recovery", rec[0]["path"], cfg.output_dir)]
+    assert res2["train"]["frames"] == res["train"]["frames"]  # the same demos are in the mixture
+
+
+def test_aggregation_skips_a_robot_whose_definition_changed_and_names_a_missing_run(tmp_path):
+    import groot_kit.train.pretrain as pt
+    run = tmp_path / "round1"
+    (run / "data" / "so100_recovery").mkdir(parents=True)
+    from groot_kit.embodiment import load_embodiment
+    key = {"embodiments": ["so100", "panda7"],
+           "definitions": [pt._embodiment_digest(load_embodiment("so100")), "an-older-panda7"]}
+    rows = [{"name": "so100_recovery", "path": str(run / "data" / "so100_recovery"), "embodiment": "so100",
+             "episodes": 5},
+            {"name": "panda7_recovery", "path": str(run / "data" / "panda7_recovery"), "embodiment": "panda7",
+             "episodes": 5}]
+    (run / "data" / "recovery_manifest.json").write_text(json.dumps({"key": key, "datasets": rows}))
+    logs: list[str] = []
+    cfg = PretrainConfig.fast(output_dir=str(tmp_path / "round2"), aggregate_recovery_from=(str(run),))
+    got = pt.earlier_recovery_data(cfg, log=logs.append)
+    assert [r["name"] for r in got] == ["so100_recovery"]
+    assert any("panda7_recovery" in s and "definition changed" in s for s in logs)
+    # the robot is left out of this run: its demos are not taken either
+    assert pt.earlier_recovery_data(PretrainConfig.fast(embodiments=("panda7",), aggregate_recovery_from=(str(run),)),
+                                    log=lambda s: None) == []
+    with pytest.raises(FileNotFoundError, match=r"recovery_manifest.json does not exist. Fix"):
+        pt.earlier_recovery_data(PretrainConfig.fast(aggregate_recovery_from=(str(tmp_path / "nope"),)))

@@ -81,6 +81,8 @@ class PretrainConfig:
     heldout_episodes: int = 4           # open-loop eval episodes per embodiment (unseen seeds)
     recovery_episodes: int = 0          # DAgger-style hand-over demos from the init_from policy, per
                                         # embodiment (humanoid: a third); needs init_from (train/recovery.py)
+    aggregate_recovery_from: tuple[str, ...] = ()  # earlier runs' output_dirs: their recovery demos join
+                                        # this mixture (DAgger's aggregation), per robot whose definition is unchanged
     hold_seconds: float = 0.0           # expert keeps recording this long after success (0.3 measured worse)
     start_noise: float = 0.3            # joint noise (rad) on the start pose of training demos (eval: 0.02)
     tier_weights: dict = field(default_factory=lambda: {"synthetic": 1.0, "teleop": 0.5, "video": 0.15})
@@ -104,6 +106,9 @@ class PretrainConfig:
 
     def __post_init__(self):
         self.embodiment_weights = dict(self.embodiment_weights)
+        if isinstance(self.aggregate_recovery_from, (str, os.PathLike)):
+            self.aggregate_recovery_from = (str(self.aggregate_recovery_from),)
+        self.aggregate_recovery_from = tuple(str(p) for p in self.aggregate_recovery_from)
         for name, w in self.embodiment_weights.items():
             if name not in self.embodiments:
                 raise ValueError(f"PretrainConfig.embodiment_weights names {name!r}, which is not one of the "
@@ -285,6 +290,38 @@ def generate_recovery_data(cfg: PretrainConfig, log: Callable[[str], None] = pri
     return rows
 
 
+def earlier_recovery_data(cfg: PretrainConfig, log: Callable[[str], None] = print) -> list[dict]:
+    """DAgger's aggregation step: the recovery datasets of earlier recipe runs
+    (``cfg.aggregate_recovery_from``, their ``output_dir``s) join this run's mixture. A robot's
+    datasets are taken only if its definition (MJCF, scene, yaml, modality) is unchanged since they
+    were recorded: demos of another home pose or camera would teach the wrong thing.
+    -> dataset rows like :func:`generate_recovery_data`'s, each with ``aggregated_from``."""
+    from groot_kit.embodiment import load_embodiment
+
+    rows = []
+    for run in cfg.aggregate_recovery_from:
+        manifest = Path(run) / "data" / "recovery_manifest.json"
+        if not manifest.is_file():
+            raise FileNotFoundError(f"PretrainConfig.aggregate_recovery_from: {manifest} does not exist. Fix: give "
+                                    "the output_dir of an earlier run that recorded recovery demos "
+                                    "(recovery_episodes > 0), or drop it from the list")
+        m = json.loads(manifest.read_text())
+        then = dict(zip(m["key"]["embodiments"], m["key"]["definitions"]))
+        for r in m["datasets"]:
+            emb = r["embodiment"]
+            if emb not in cfg.embodiments:
+                continue
+            if then.get(emb) != _embodiment_digest(load_embodiment(emb)):
+                log(f"  {r['name']} from {run}: skipped ({emb}'s definition changed since it was recorded)")
+                continue
+            if not Path(r["path"]).exists():
+                raise FileNotFoundError(f"{manifest} lists {r['path']}, which is gone. Fix: re-run that stage's "
+                                        "recipe command to rebuild it, or drop the run from aggregate_recovery_from")
+            rows.append({**r, "aggregated_from": str(run)})
+            log(f"  {r['name']} from {run}: {r['episodes']} episodes aggregated")
+    return rows
+
+
 def _video_tier(cfg, emb, spec, expert_eps, root, kw, seed, log) -> dict:
     """Action-free videos of new demos, pseudo-labelled by an IDM trained on the expert demos."""
     from groot_kit.data import write_dataset
@@ -408,6 +445,9 @@ def pretrain_tiny(cfg: PretrainConfig | None = None, callbacks: list | None = No
         data = {**data, "datasets": data["datasets"] + generate_recovery_data(cfg, log),
                 "recovery_seconds": round(time.perf_counter() - t_rec, 1)}
         log(f"      recovery demos in {data['recovery_seconds']} s")
+    if cfg.aggregate_recovery_from:
+        log("      recovery demos of earlier rounds (DAgger aggregation)")
+        data = {**data, "datasets": data["datasets"] + earlier_recovery_data(cfg, log)}
     log(f"[2/3] training the tiny policy ({cfg.num_views} views, sub-task co-training {cfg.subtask_loss_weight})")
     policy, history, train_info = train_base(cfg, data, callbacks, log)
     log(f"      {train_info['steps']} steps in {train_info['seconds']} s, final loss {train_info['final_loss']:.4f}")

@@ -88,6 +88,9 @@ def main(argv=None) -> int:
     p.add_argument("--hold-seconds", type=float, default=0.0, help="demos keep the goal this long after success")
     p.add_argument("--image-shift", type=int, default=0, help="train-time random image shift (px), 0 = off")
     p.add_argument("--color-jitter", type=float, default=0.0, help="train-time brightness/contrast jitter")
+    p.add_argument("--keep-scratch-from", default=None, metavar="RESULTS_JSON",
+                   help="copy the scratch rows of an earlier sweep with the same settings instead of retraining "
+                        "them (use with --methods lora after the base changed: scratch never reads the base)")
     p.add_argument("--fast", action="store_true", help="smoke run: random base if none, 2/4 demos, few steps")
     a = p.parse_args(argv)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
@@ -97,6 +100,9 @@ def main(argv=None) -> int:
     scratch_steps = a.scratch_steps or a.lora_steps
     counts = [int(x) for x in a.demos.split(",")]
     methods = a.methods.split(",")
+    kept = kept_scratch_rows(a.keep_scratch_from, a, scratch_steps, counts) if a.keep_scratch_from else []
+    if kept and "scratch" in methods:
+        p.error("--keep-scratch-from and --methods ...scratch... both give the scratch rows: drop one")
     out = Path(a.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     base_ok = Path(a.base_checkpoint, "config.json").is_file()
@@ -112,7 +118,7 @@ def main(argv=None) -> int:
     demos = F.record_demos(emb.root, a.task, max(counts), out / "demos", image_size=base_cfg.vlm.vision.image_size,
                            seed=a.seed, num_cubes=a.num_cubes, start_noise=a.start_noise, hold_seconds=a.hold_seconds)
     print(f"demos: {demos}")
-    rows = []
+    rows = list(kept)
     results_path = Path(a.results) if a.results else None
     for n in counts:
         eps = list(range(n))
@@ -155,6 +161,7 @@ def main(argv=None) -> int:
                 "hold_seconds": a.hold_seconds, "targets": a.targets, "lora_steps": a.lora_steps,
                 "scratch_steps": scratch_steps, "seed": a.seed, "eval_seeds": f"{F.EVAL_SEED_OFFSET + 1000 * a.seed}+",
                 "demo_recording": demos, "rows": rows, "markdown": table(rows),
+                "scratch_kept_from": a.keep_scratch_from,
                 "base_reference": base_reference(a.base_checkpoint if base_ok else None),
                 "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                             "torch_threads": torch.get_num_threads()},
@@ -165,6 +172,36 @@ def main(argv=None) -> int:
                 results_path.write_text(json.dumps(summary, indent=2, default=str))
     print(table(rows))
     return 0
+
+
+# settings a scratch row depends on (the base checkpoint is not one: scratch starts from random weights)
+SCRATCH_SETTINGS = ("arm", "task", "num_cubes", "seed", "scratch_steps", "lr", "batch_size", "start_noise",
+                    "hold_seconds", "image_shift", "color_jitter")
+
+
+def kept_scratch_rows(path: str, a, scratch_steps: int, counts: list[int]) -> list[dict]:
+    """The scratch rows of an earlier results file, if it was run with the same settings."""
+    from groot_kit.train import finetune as F
+    f = Path(path)
+    if not f.is_file():
+        raise SystemExit(f"--keep-scratch-from {f}: no such file. Fix: give an earlier sample_efficiency results "
+                         "JSON, or drop the flag and add scratch to --methods")
+    old = json.loads(f.read_text())
+    now = {"arm": dataclasses.asdict(F.default_arm_spec()), "task": a.task, "num_cubes": a.num_cubes, "seed": a.seed,
+           "scratch_steps": scratch_steps, "lr": a.lr, "batch_size": a.batch_size, "start_noise": a.start_noise,
+           "hold_seconds": a.hold_seconds, "image_shift": a.image_shift, "color_jitter": a.color_jitter}
+    now = json.loads(json.dumps(now))  # tuples -> lists, as in the file
+    diff = [k for k in SCRATCH_SETTINGS if old.get(k) != now[k]]
+    if diff:
+        raise SystemExit(f"--keep-scratch-from {f}: its {', '.join(diff)} differ from this sweep's "
+                         f"({', '.join(f'{k}={old.get(k)!r} vs {now[k]!r}' for k in diff)}). Fix: rerun scratch "
+                         "(--methods lora,scratch) or match those settings")
+    rows = [{**r, "kept_from": str(f)} for r in old.get("rows", []) if r["method"] == "scratch" and r["demos"] in counts]
+    missing = sorted(set(counts) - {r["demos"] for r in rows})
+    if missing:
+        raise SystemExit(f"--keep-scratch-from {f} has no scratch row for {missing} demos. Fix: add scratch to "
+                         "--methods, or sweep only the demo counts it has")
+    return rows
 
 
 def base_reference(base_checkpoint) -> dict | None:

@@ -37,6 +37,8 @@ def main(argv=None) -> int:
     p.add_argument("--color-jitter", type=float, default=None, help="train-time brightness/contrast jitter, 0 = off")
     p.add_argument("--recovery-episodes", type=int, default=None,
                    help="DAgger-style hand-over demos per embodiment from the --init-from policy")
+    p.add_argument("--recovery-embodiments", default=None,
+                   help="comma-separated robots that get new hand-over demos (default: all)")
     p.add_argument("--aggregate-recovery", action="append", default=[], metavar="RUN_DIR",
                    help="an earlier run's --output-dir whose recovery demos join the mixture (repeatable)")
     p.add_argument("--embodiment-weight", action="append", default=[], metavar="NAME=W",
@@ -61,6 +63,8 @@ def main(argv=None) -> int:
             kw["embodiment_weights"] = {n: float(w) for n, w in (x.split("=", 1) for x in a.embodiment_weight)}
         except ValueError:
             p.error(f"--embodiment-weight {a.embodiment_weight}: write NAME=W, e.g. gr1_upper=2")
+    if a.recovery_embodiments:
+        kw["recovery_embodiments"] = tuple(a.recovery_embodiments.split(","))
     if a.aggregate_recovery:
         kw["aggregate_recovery_from"] = tuple(a.aggregate_recovery)
     if a.embodiments:

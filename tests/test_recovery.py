@@ -114,3 +114,15 @@ def test_aggregation_skips_a_robot_whose_definition_changed_and_names_a_missing_
                                     log=lambda s: None) == []
     with pytest.raises(FileNotFoundError, match=r"recovery_manifest.json does not exist. Fix"):
         pt.earlier_recovery_data(PretrainConfig.fast(aggregate_recovery_from=(str(tmp_path / "nope"),)))
+
+
+def test_recovery_can_be_limited_to_some_robots(tmp_path):
+    import groot_kit.train.pretrain as pt
+    with pytest.raises(ValueError, match="recovery_embodiments names.*gr1_upper"):
+        PretrainConfig.fast(recovery_embodiments=("gr1_upper",))
+    cfg = PretrainConfig.fast(output_dir=str(tmp_path / "pt"), init_from=str(BASE), recovery_episodes=1,
+                              recovery_embodiments=("panda7",))
+    rows = pt.generate_recovery_data(cfg, log=lambda s: None)
+    assert [r["name"] for r in rows] == ["panda7_recovery"] and rows[0]["episodes"] == 1
+    key = json.loads((tmp_path / "pt" / "data" / "recovery_manifest.json").read_text())["key"]
+    assert key["embodiments"] == ["panda7"] and len(key["definitions"]) == 1

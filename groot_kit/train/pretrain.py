@@ -81,6 +81,7 @@ class PretrainConfig:
     heldout_episodes: int = 4           # open-loop eval episodes per embodiment (unseen seeds)
     recovery_episodes: int = 0          # DAgger-style hand-over demos from the init_from policy, per
                                         # embodiment (humanoid: a third); needs init_from (train/recovery.py)
+    recovery_embodiments: tuple[str, ...] | None = None  # robots that get new hand-over demos (None: all)
     aggregate_recovery_from: tuple[str, ...] = ()  # earlier runs' output_dirs: their recovery demos join
                                         # this mixture (DAgger's aggregation), per robot whose definition is unchanged
     hold_seconds: float = 0.0           # expert keeps recording this long after success (0.3 measured worse)
@@ -116,6 +117,12 @@ class PretrainConfig:
             if not (isinstance(w, (int, float)) and w > 0):
                 raise ValueError(f"PretrainConfig.embodiment_weights[{name!r}]={w!r}: give a positive number "
                                  "(1.0 = the default share; leave the robot out of embodiments to drop it)")
+        if self.recovery_embodiments is not None:
+            self.recovery_embodiments = tuple(self.recovery_embodiments)
+            bad = [e for e in self.recovery_embodiments if e not in self.embodiments]
+            if bad:
+                raise ValueError(f"PretrainConfig.recovery_embodiments names {bad}, not among the embodiments "
+                                 f"{list(self.embodiments)}: fix the names or add them to embodiments")
         if self.recovery_episodes < 0:
             raise ValueError(f"PretrainConfig.recovery_episodes={self.recovery_episodes}: give 0 (off) or more")
         if self.recovery_episodes > 0 and not self.init_from:
@@ -255,8 +262,9 @@ def generate_recovery_data(cfg: PretrainConfig, log: Callable[[str], None] = pri
         return []
     root = Path(cfg.output_dir) / "data"
     root.mkdir(parents=True, exist_ok=True)
-    key = {"policy_weights": files_digest(Path(cfg.init_from).glob("*.safetensors")), "embodiments": list(cfg.embodiments),
-           "definitions": [_embodiment_digest(load_embodiment(e)) for e in cfg.embodiments], "task": cfg.task,
+    robots = [e for e in cfg.embodiments if cfg.recovery_embodiments is None or e in cfg.recovery_embodiments]
+    key = {"policy_weights": files_digest(Path(cfg.init_from).glob("*.safetensors")), "embodiments": robots,
+           "definitions": [_embodiment_digest(load_embodiment(e)) for e in robots], "task": cfg.task,
            "num_cubes": cfg.num_cubes, "image_size": cfg.image_size, "recovery_episodes": cfg.recovery_episodes,
            "start_noise": cfg.start_noise, "replan_every": cfg.replan_every, "seed": cfg.seed,
            "encoder_crf": cfg.encoder_crf}
@@ -269,6 +277,8 @@ def generate_recovery_data(cfg: PretrainConfig, log: Callable[[str], None] = pri
     enc = EncoderOptions(crf=cfg.encoder_crf)
     rows = []
     for ei, emb in enumerate(cfg.embodiments):
+        if emb not in robots:
+            continue
         spec = load_embodiment(emb)
         n = max(1, cfg.recovery_episodes // _episode_scale(spec))
         t1 = time.perf_counter()
@@ -500,6 +510,8 @@ def _checkpoint_readme(cfg: PretrainConfig, info: dict) -> str:
             f"teleop (simulated operator), video (IDM pseudo-labels, so100)\n"
             + (f"- recovery demos: {cfg.recovery_episodes} DAgger-style hand-overs per arm (a third for the humanoid) "
                f"from the warm-start policy\n" if cfg.recovery_episodes else "")
+            + (f"- recovery demos of earlier rounds aggregated from: {', '.join(cfg.aggregate_recovery_from)}\n"
+               if cfg.aggregate_recovery_from else "")
             + f"- {info['steps']} steps, batch "
             f"{info['batch_size']}, {info['seconds']} s on a 2-core CPU; final loss {info['final_loss']:.4f}\n\n"
             f"Results: `benchmarks/results/pretrain_tiny.json`.\n")

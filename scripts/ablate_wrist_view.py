@@ -1,7 +1,10 @@
 """Wrist-view ablation for the humanoid: closed-loop `reach` success by hand, with the wrist image
 as rendered and replaced by zeros.
 
-    python scripts/ablate_wrist_view.py            # stage-8 base, 50 scenes from seed 300000 (~8 min)
+    python scripts/ablate_wrist_view.py            # committed base, 50 scenes from seed 300000 (~8 min)
+
+The README's stage-8 figures were measured at commit 0674a72 (the stage-8 base with the humanoid's
+earlier home pose and right-wrist view); run it there to reproduce them.
 
 The cube's side picks the arm (left when y > 0), so success is split by hand. Writes JSON.
 """

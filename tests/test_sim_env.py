@@ -54,6 +54,28 @@ def test_a_view_can_tile_several_cameras(tmp_path):
     env.close()
 
 
+@pytest.mark.parametrize("name", ["so100", "panda7", "gr1_upper"])
+def test_first_view_sees_the_cube_at_reset(name):
+    """The scene camera (front / head) must show the reach target at the start pose: the policy has
+    to localise it from pixels. The humanoid's first home pose crossed its upper arms in front of the
+    head camera, which hid the cube in 10 of these 12 scenes."""
+    import mujoco
+    env = make_env(name, "reach", image_size=64, seed=0, num_cubes=1)
+    key = next(iter(env.spec_e.cameras))
+    visible = []
+    with mujoco.Renderer(env.model, 64, 64) as r:
+        r.enable_segmentation_rendering()
+        for seed in range(12):
+            env.reset(seed=seed)
+            cube = mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_BODY, env.target["cube"])
+            r.update_scene(env.data, camera=env.cam_ids[key][0])
+            seg = r.render()
+            on_cube = (seg[..., 1] == mujoco.mjtObj.mjOBJ_GEOM) & (env.model.geom_bodyid[seg[..., 0]] == cube)
+            visible.append(int(on_cube.sum()))
+    env.close()
+    assert min(visible) >= 5, f"{name}'s {key!r} camera shows the cube with {visible} pixels in 12 scenes"
+
+
 def test_instruction_names_objects():
     env = make_env("so100", "pick_place", render=False)
     seen = set()

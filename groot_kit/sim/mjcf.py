@@ -347,7 +347,9 @@ def gr1_upper_def() -> tuple[RobotDef, SceneDef]:
                 ],
                 hand_offset=(0, 0, -0.03),
                 hand_zaxis=(0.0, 0.0, -1.0),
-                home=[-0.5, sgn * 0.15, 0.0, -1.3, 0.0, 0.0, -0.2],
+                # IK seed for the home pose: elbows out to the sides. Seeded near the arms' zero pose, the
+                # IK crossed the upper arms in front of the chest and hid the table from the head camera.
+                home=[-0.3, sgn * 0.9, 0.0, -1.8, 0.0, 0.0, 0.0],
                 link_radius=0.035,
                 finger_open=0.04,
                 pad=(0.008, 0.008, 0.022),

@@ -36,7 +36,10 @@ Measured lessons (benchmarks/results/pretrain_tiny.json, ``lineage``):
 * the remaining failures were near misses that compounded (the humanoid came within 3-5 cm, then
   wandered off). Two rounds of DAgger-style recovery demos (``recovery_episodes``: the previous
   base drives, the expert takes over; ``groot_kit.train.recovery``) with 25 min of training each
-  took so100 and panda7 to 100 % and the humanoid to 80 % (68 % on a 50-scene recheck).
+  took so100 and panda7 to 100 % and the humanoid to 80 % (68 % on a 50-scene recheck);
+* the humanoid's left hand failed most (7/19 vs 27/31 on the recheck): its home pose crossed the
+  upper arms in front of the head camera and hid the cube. With the pose fixed, both wrists in the
+  second view and its datasets regenerated, one 70-minute stage gave 14/20 and 41/50 (left 15/19).
 
 Why two views: the wrist camera sees the cube large and centred when the gripper is close, which
 makes the final centimetres a visual-servoing problem that a tiny vision tower can solve.

@@ -174,11 +174,6 @@ def main(argv=None) -> int:
     return 0
 
 
-# settings a scratch row depends on (the base checkpoint is not one: scratch starts from random weights)
-SCRATCH_SETTINGS = ("arm", "task", "num_cubes", "seed", "scratch_steps", "lr", "batch_size", "start_noise",
-                    "hold_seconds", "image_shift", "color_jitter")
-
-
 def kept_scratch_rows(path: str, a, scratch_steps: int, counts: list[int]) -> list[dict]:
     """The scratch rows of an earlier results file, if it was run with the same settings."""
     from groot_kit.train import finetune as F
@@ -187,11 +182,12 @@ def kept_scratch_rows(path: str, a, scratch_steps: int, counts: list[int]) -> li
         raise SystemExit(f"--keep-scratch-from {f}: no such file. Fix: give an earlier sample_efficiency results "
                          "JSON, or drop the flag and add scratch to --methods")
     old = json.loads(f.read_text())
+    # the settings a scratch row depends on (not the base: scratch starts from random weights)
     now = {"arm": dataclasses.asdict(F.default_arm_spec()), "task": a.task, "num_cubes": a.num_cubes, "seed": a.seed,
            "scratch_steps": scratch_steps, "lr": a.lr, "batch_size": a.batch_size, "start_noise": a.start_noise,
            "hold_seconds": a.hold_seconds, "image_shift": a.image_shift, "color_jitter": a.color_jitter}
     now = json.loads(json.dumps(now))  # tuples -> lists, as in the file
-    diff = [k for k in SCRATCH_SETTINGS if old.get(k) != now[k]]
+    diff = [k for k in now if old.get(k) != now[k]]
     if diff:
         raise SystemExit(f"--keep-scratch-from {f}: its {', '.join(diff)} differ from this sweep's "
                          f"({', '.join(f'{k}={old.get(k)!r} vs {now[k]!r}' for k in diff)}). Fix: rerun scratch "

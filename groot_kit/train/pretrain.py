@@ -39,7 +39,9 @@ Measured lessons (benchmarks/results/pretrain_tiny.json, ``lineage``):
   took so100 and panda7 to 100 % and the humanoid to 80 % (68 % on a 50-scene recheck);
 * the humanoid's left hand failed most (7/19 vs 27/31 on the recheck): its home pose crossed the
   upper arms in front of the head camera and hid the cube. With the pose fixed, both wrists in the
-  second view and its datasets regenerated, one 70-minute stage gave 14/20 and 41/50 (left 15/19).
+  second view and its datasets regenerated, one 70-minute stage gave 14/20 and 41/50 (left 15/19);
+  an 88-minute stage on top, with the humanoid's recovery demos from that stage aggregated, gave
+  14/20, 45/50 and 124/150 (83 % over 220 scenes; left hand 86/89, right 97/131, now the weaker).
 
 Why two views: the wrist camera sees the cube large and centred when the gripper is close, which
 makes the final centimetres a visual-servoing problem that a tiny vision tower can solve.

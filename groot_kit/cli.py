@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("finetune", help="new arm: spec -> MJCF -> demos -> fresh slot + peft LoRA -> adapters/merged")
     add_finetune_arguments(s)
     s.set_defaults(fn=lambda a: (run_finetune(a), 0)[1])
-    from groot_kit.train.evaluate import add_eval_arguments, run_eval
+    from groot_kit.eval.cli import add_eval_arguments, run_eval
     s = sub.add_parser("eval", help="open-loop action MSE on datasets / closed-loop success in MuJoCo")
     add_eval_arguments(s)
     s.set_defaults(fn=lambda a: (run_eval(a), 0)[1])

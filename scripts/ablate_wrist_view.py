@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     from groot_kit.model.policy import GrootPolicy
     from groot_kit.sim.env import GrootSimEnv
-    from groot_kit.train.evaluate import evaluate_closed_loop
+    from groot_kit.eval import evaluate_closed_loop
 
     policy = GrootPolicy.from_pretrained(a.checkpoint).eval()
     rendered = GrootSimEnv.render_camera

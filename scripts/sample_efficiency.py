@@ -61,6 +61,7 @@ def train_scratch(base_config, ds, steps: int, lr: float, batch_size: int, seed:
 
 def main(argv=None) -> int:
     import torch
+    from groot_kit.eval import evaluate_closed_loop, finetune_eval_seed
     from groot_kit.model.policy import GrootPolicy
     from groot_kit.train import finetune as F
     from groot_kit.train import lora as L
@@ -144,8 +145,8 @@ def main(argv=None) -> int:
                 pol, hist, trainable = train_scratch(base_cfg, ds, scratch_steps, a.lr, a.batch_size, a.seed,
                                                      run_dir / "train", init_checkpoint=init, init_from=a.init_from,
                                                      image_shift=a.image_shift, color_jitter=a.color_jitter)
-                ev = F.evaluate_closed_loop(pol, emb.root, a.task, a.eval_episodes, seed=a.seed, video_episodes=0,
-                                            num_cubes=a.num_cubes)
+                ev = evaluate_closed_loop(pol, emb.root, a.task, a.eval_episodes, seed=finetune_eval_seed(a.seed),
+                                          num_cubes=a.num_cubes)
                 sr, steps = ev["success_rate"], scratch_steps
             row = {"method": m, "demos": n, "success_rate": sr, "eval_episodes": a.eval_episodes, "steps": steps,
                    "final_loss": hist[-1]["loss"] if hist else None, "trainable": trainable,
@@ -159,7 +160,7 @@ def main(argv=None) -> int:
                 "lr": a.lr, "batch_size": a.batch_size, "init_from": a.init_from, "start_noise": a.start_noise,
                 "image_shift": a.image_shift, "color_jitter": a.color_jitter,
                 "hold_seconds": a.hold_seconds, "targets": a.targets, "lora_steps": a.lora_steps,
-                "scratch_steps": scratch_steps, "seed": a.seed, "eval_seeds": f"{F.EVAL_SEED_OFFSET + 1000 * a.seed}+",
+                "scratch_steps": scratch_steps, "seed": a.seed, "eval_seeds": f"{finetune_eval_seed(a.seed)}+",
                 "demo_recording": demos, "rows": rows, "markdown": table(rows),
                 "scratch_kept_from": a.keep_scratch_from,
                 "base_reference": base_reference(a.base_checkpoint if base_ok else None),

@@ -9,8 +9,8 @@ import torch
 
 from groot_kit.data import GrootDataset, GrootProcessor, collate, write_dataset
 from groot_kit.data.toy import toy_episodes, toy_modality
-from groot_kit.train.evaluate import (add_eval_arguments, evaluate_closed_loop, evaluate_open_loop, open_loop_figure,
-                                      per_dim_mse_figure, run_eval)
+from groot_kit.eval import evaluate_closed_loop, evaluate_open_loop, open_loop_figure, per_dim_mse_figure
+from groot_kit.eval.cli import add_eval_arguments, run_eval
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = REPO / "data_samples" / "checkpoints" / "tiny_base"

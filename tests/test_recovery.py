@@ -19,7 +19,7 @@ def base_policy():
 
 def test_handover_starts_from_the_policys_state(base_policy):
     from groot_kit.sim import make_env
-    from groot_kit.train.evaluate import PolicyController
+    from groot_kit.eval import PolicyController
     from groot_kit.train.recovery import recovery_episodes
 
     stats: dict = {}

@@ -50,6 +50,37 @@ class GrootProcessor:
             t = torch.from_numpy(np.ascontiguousarray(img)).permute(0, 3, 1, 2)
             t = t.float() / 255.0 if img.dtype == np.uint8 else t.float()
             views.append(resize_images(t, self.image_size))
+        state, state_mask, B = self.encode_state(obs, B)
+        B = B or 1
+        batch: dict[str, Any] = {}
+        V, S = self.max_views, self.image_size
+        pix = torch.zeros(B, V, 3, S, S)
+        vmask = torch.zeros(B, V, dtype=torch.bool)
+        for v, im in enumerate(views[:V]):
+            pix[:, v] = im
+            vmask[:, v] = True
+        batch["pixel_values"], batch["view_mask"] = pix, vmask
+        if state is None:
+            state = torch.zeros(B, self.max_state_dim)
+            state_mask = torch.zeros(B, self.max_state_dim, dtype=torch.bool)
+        batch["state"], batch["state_mask"] = state, state_mask
+        text = obs.get(TASK_KEY, "")
+        text = [text] * B if isinstance(text, str) else [str(t) for t in np.asarray(text).reshape(-1)]
+        if len(text) != B:
+            raise DataError(f"observation['{TASK_KEY}']", f"{len(text)} instructions for batch {B}",
+                            "give one string, or one per batch element")
+        batch["instruction"] = text
+        batch["embodiment_id"] = torch.full((B,), self.embodiment_id, dtype=torch.long)
+        am = torch.zeros(B, self.horizon, self.max_action_dim, dtype=torch.bool)
+        am[..., : self.modality.action_dim] = True
+        batch["action_mask"] = am
+        return batch
+
+    def encode_state(self, obs: dict[str, Any], B: int | None = None):
+        """``{"state.<key>": [d]|[B,d]}`` -> normalised padded state [B, Dmax_s], its mask, and B.
+
+        Returns ``(None, None, B)`` when the modality has no state keys. The one state transform:
+        the batch builder above and the dual-rate runtime's System 1 both call it."""
         parts = []
         for key, s in self.modality.state.items():
             k = f"state.{key}"
@@ -67,31 +98,10 @@ class GrootProcessor:
                 raise DataError(f"observation['{k}']", "contains NaN/inf", "send finite joint values")
             B = self._batch(B, x.shape[0], k)
             parts.append(self.stats.normalize("state", key, torch.from_numpy(x)))
-        B = B or 1
-        batch: dict[str, Any] = {}
-        V, S = self.max_views, self.image_size
-        pix = torch.zeros(B, V, 3, S, S)
-        vmask = torch.zeros(B, V, dtype=torch.bool)
-        for v, im in enumerate(views[:V]):
-            pix[:, v] = im
-            vmask[:, v] = True
-        batch["pixel_values"], batch["view_mask"] = pix, vmask
-        if parts:
-            batch["state"], batch["state_mask"] = pad_last(torch.cat(parts, -1), self.max_state_dim, "state")
-        else:
-            batch["state"] = torch.zeros(B, self.max_state_dim)
-            batch["state_mask"] = torch.zeros(B, self.max_state_dim, dtype=torch.bool)
-        text = obs.get(TASK_KEY, "")
-        text = [text] * B if isinstance(text, str) else [str(t) for t in np.asarray(text).reshape(-1)]
-        if len(text) != B:
-            raise DataError(f"observation['{TASK_KEY}']", f"{len(text)} instructions for batch {B}",
-                            "give one string, or one per batch element")
-        batch["instruction"] = text
-        batch["embodiment_id"] = torch.full((B,), self.embodiment_id, dtype=torch.long)
-        am = torch.zeros(B, self.horizon, self.max_action_dim, dtype=torch.bool)
-        am[..., : self.modality.action_dim] = True
-        batch["action_mask"] = am
-        return batch
+        if not parts:
+            return None, None, B
+        state, mask = pad_last(torch.cat(parts, -1), self.max_state_dim, "state")
+        return state, mask, B
 
     @staticmethod
     def _batch(B, n, key):
@@ -141,3 +151,79 @@ class GrootProcessor:
         return cls(ds.modality, ds.stats, ds.embodiment_id, image_size or ds.image_size, ds.horizon,
                    ds.max_state_dim, ds.max_action_dim, ds.max_views,
                    ds.info.groot.get("embodiment", "unknown"))
+
+    @classmethod
+    def for_policy(cls, policy_config, modality: ModalityConfig, stats: NormalizationStats, embodiment_id: int,
+                   embodiment: str = "unknown") -> "GrootProcessor":
+        """The one constructor that threads the model's sizes (image size, horizon, padded dims,
+        views) from a policy config (or a GrootPolicy) into a processor."""
+        cfg = getattr(policy_config, "config", policy_config)
+        ah = cfg.action_head
+        return cls(modality, stats, embodiment_id, image_size=cfg.vlm.vision.image_size, horizon=ah.action_horizon,
+                   max_state_dim=ah.max_state_dim, max_action_dim=ah.max_action_dim, max_views=cfg.vlm.num_views,
+                   embodiment=embodiment)
+
+    @classmethod
+    def from_embodiment(cls, spec, policy_config) -> "GrootProcessor":
+        """A processor for a sim embodiment with no recorded data (e.g. a randomly initialised policy in
+        the runtime demo): its state/action keys, min-max stats over the joint limits (gripper [0, 1]),
+        the first `num_views` cameras, the slot id from embodiment.yaml."""
+        cfg = getattr(policy_config, "config", policy_config)
+
+        def ordered(keys):
+            return {k.name: k.dim for k in sorted(keys.values(), key=lambda k: k.start)}
+
+        def bounds(keys):
+            d = sum(k.dim for k in keys.values())
+            lo, hi = np.zeros(d, np.float32), np.ones(d, np.float32)
+            for k in keys.values():
+                if k.source == "joints":
+                    lo[k.start:k.end] = [spec.joint_limits[j][0] for j in k.joints]
+                    hi[k.start:k.end] = [spec.joint_limits[j][1] for j in k.joints]
+            return np.stack([lo, hi])
+
+        mod = ModalityConfig.from_dims(ordered(spec.state), ordered(spec.action), list(spec.cameras)[: cfg.vlm.num_views])
+        stats = NormalizationStats.from_arrays(bounds(spec.state), bounds(spec.action), mod)
+        return cls.for_policy(cfg, mod, stats, spec.slot_id, spec.name)
+
+
+def processor_for(policy, embodiment=None, dataset=None) -> GrootProcessor:
+    """The processor a policy uses for a robot (name, folder or EmbodimentSpec) or a dataset.
+
+    In order: the processor stored in the checkpoint under the robot's name; one stored for the same
+    slot id (same slot, same stats); then, for a dataset, the dataset's own stats; for a robot, only
+    when the policy carries no processor at all (random init), min-max stats over its joint limits.
+    A trained policy with no processor for the robot is refused: guessed stats would give silently
+    wrong actions.
+    """
+    procs = policy.normalization.get("processors", {})
+
+    def by_slot(slot: int):
+        for d in procs.values():
+            if int(d["embodiment_id"]) == int(slot):
+                return GrootProcessor.from_dict(d)
+        return None
+
+    if dataset is not None:
+        name = dataset.info.groot.get("embodiment")
+        if name in procs:
+            return GrootProcessor.from_dict(procs[name])
+        return by_slot(dataset.embodiment_id) or GrootProcessor.from_dataset(
+            dataset, image_size=policy.config.vlm.vision.image_size)
+    if embodiment is None:
+        return policy.get_processor()
+    if isinstance(embodiment, str) and embodiment in procs:
+        return GrootProcessor.from_dict(procs[embodiment])
+    from groot_kit.embodiment import load_embodiment
+    spec = load_embodiment(embodiment)
+    if spec.name in procs:
+        return GrootProcessor.from_dict(procs[spec.name])
+    found = by_slot(spec.slot_id)
+    if found is not None:
+        return found
+    if not procs:
+        return GrootProcessor.from_embodiment(spec, policy.config)
+    raise DataError(f"policy processors for embodiment '{spec.name}'",
+                    f"this policy carries processors for {sorted(procs)} only (slot {spec.slot_id} has none)",
+                    "evaluate one of those robots, or fine-tune the policy on this one first "
+                    "(groot-kit finetune / groot-kit train --init-from)")

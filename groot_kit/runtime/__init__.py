@@ -4,8 +4,8 @@ ZeroMQ policy server/client (NVIDIA Isaac-GR00T inference-service wire format).
     from groot_kit.runtime import DualRateRuntime, GrootSystems, PolicyServer, PolicyClient, serve
 """
 from .client import PolicyClient, ServerError
-from .dual_rate import (MODES, ChunkExecutor, DualRateRuntime, GrootSystems, LatestSlot, RateStats, compare_modes,
-                        discontinuity)
+from .chunking import MODES, ChunkExecutor, compare_modes, discontinuity
+from .dual_rate import DualRateRuntime, GrootSystems, LatestSlot, RateStats
 from .policy_fn import GrootPolicyFn, demo_observation, demo_processor, modality_config_from_processor
 from .server import ObservationSpec, PolicyServer, RequestError, serve, validate_observation
 

@@ -35,32 +35,6 @@ from .dual_rate import DualRateRuntime, GrootSystems  # noqa: E402
 from .server import TASK_KEY  # noqa: E402
 
 
-def _key_bounds(spec, keys) -> tuple[np.ndarray, np.ndarray]:
-    d = sum(k.dim for k in keys.values())
-    lo, hi = np.zeros(d, np.float32), np.ones(d, np.float32)
-    for k in keys.values():
-        if k.source == "joints":
-            lo[k.start:k.end] = [spec.joint_limits[j][0] for j in k.joints]
-            hi[k.start:k.end] = [spec.joint_limits[j][1] for j in k.joints]
-    return lo, hi
-
-
-def embodiment_processor(spec, policy):
-    """GrootProcessor for a sim embodiment: its state/action keys, min-max stats over the joint
-    limits (gripper [0, 1]), the first `num_views` cameras, slot id from embodiment.yaml."""
-    from groot_kit.data import GrootProcessor, ModalityConfig, NormalizationStats
-    order = lambda keys: {k.name: k.dim for k in sorted(keys.values(), key=lambda k: k.start)}
-    cams = list(spec.cameras)[: policy.config.vlm.num_views]
-    mod = ModalityConfig.from_dims(order(spec.state), order(spec.action), cams)
-    stats = NormalizationStats.from_arrays(np.stack(_key_bounds(spec, spec.state)),
-                                           np.stack(_key_bounds(spec, spec.action)), mod)
-    ah = policy.config.action_head
-    return GrootProcessor(mod, stats, spec.slot_id, image_size=policy.config.vlm.vision.image_size,
-                          horizon=ah.action_horizon, max_state_dim=ah.max_state_dim,
-                          max_action_dim=ah.max_action_dim, max_views=policy.config.vlm.num_views,
-                          embodiment=spec.name)
-
-
 def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", seconds: float = 5.0,
                     mode: str = "ensemble", replan_every: int | None = 4, system2_hz: float = 10.0,
                     checkpoint: str | None = None, policy=None, seed: int = 0, realtime: bool = True,
@@ -75,6 +49,8 @@ def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", sec
     """
     import mujoco
 
+    from groot_kit.data.processor import processor_for
+    from groot_kit.eval.controller import flat_env_action, sim_observation
     from groot_kit.model.policy import GrootPolicy
     from groot_kit.sim import make_env
     from groot_kit.sim.env import render_view
@@ -89,19 +65,18 @@ def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", sec
     s2_render: dict = {}          # System 2 thread's own renderer + MjData (GL context of that thread)
     try:
         spec = env.spec_e
-        proc = embodiment_processor(spec, policy)
+        proc = processor_for(policy, spec)     # the checkpoint's own stats; joint limits for a random policy
         systems = GrootSystems(policy, proc, num_steps=num_steps)
         cams = list(proc.modality.video)
         hz = float(spec.control_hz)
         render_every = max(1, int(round(hz / system2_hz)))
         raw, info = env.reset(seed=seed)
-        state_keys = sorted(spec.state.values(), key=lambda k: k.start)
-        action_keys = [f"action.{k}" for k in proc.modality.action]
         frame_ms: list[float] = []
         cur = {"frames": {}, "instruction": info["instruction"], "tick": 0, "episodes": 1, "success": 0}
 
         def make_obs(flat_state: np.ndarray) -> dict:
-            obs = {}
+            obs = sim_observation(env, {"state": flat_state[None]}, proc.modality, cur["instruction"], video=False)
+            obs[TASK_KEY] = [obs[TASK_KEY]]
             if render_in == "control":
                 if cur["tick"] % render_every == 0 or not cur["frames"]:
                     t0 = time.perf_counter()
@@ -111,9 +86,6 @@ def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", sec
             else:
                 d = env.data
                 obs["_sim"] = (d.qpos.copy(), d.mocap_pos.copy(), d.mocap_quat.copy())
-            for k in state_keys:
-                obs[f"state.{k.name}"] = flat_state[None, k.start:k.end].astype(np.float32)
-            obs[TASK_KEY] = [cur["instruction"]]
             return obs
 
         def system2(obs: dict):
@@ -136,8 +108,7 @@ def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", sec
                 r.close()
 
         def env_step(a_norm: np.ndarray) -> dict:
-            acts = proc.decode_action(torch.as_tensor(a_norm)[None, None])
-            a = np.concatenate([acts[k][0, 0] for k in action_keys]).astype(np.float32)
+            a = flat_env_action(proc.decode_action(torch.as_tensor(a_norm)[None, None]), spec, proc.modality)[0, 0]
             raw, _, term, trunc, info = env.step(a)
             cur["tick"] += 1
             if term or trunc:

@@ -64,11 +64,7 @@ def demo_processor(policy, state_dims: dict[str, int] | None = None, cameras: tu
     d = sum(dims.values())
     edges = np.stack([-np.ones(d), np.ones(d)]).astype(np.float32)
     stats = NormalizationStats.from_arrays(edges, edges, mod)
-    return GrootProcessor(mod, stats, embodiment_id, image_size=policy.config.vlm.vision.image_size,
-                          horizon=policy.config.action_head.action_horizon,
-                          max_state_dim=policy.config.action_head.max_state_dim,
-                          max_action_dim=policy.config.action_head.max_action_dim,
-                          max_views=policy.config.vlm.num_views, embodiment="demo_arm")
+    return GrootProcessor.for_policy(policy.config, mod, stats, embodiment_id, "demo_arm")
 
 
 def demo_observation(processor, batch_size: int = 1, seed: int = 0, image_hw: tuple[int, int] = (64, 64)) -> dict:

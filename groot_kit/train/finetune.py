@@ -37,11 +37,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from groot_kit.eval import evaluate_closed_loop, finetune_eval_seed
 from groot_kit.fileio import files_digest
 from groot_kit.train import lora as L
 
 DEFAULT_TASK = "reach"   # the tiny base is pretrained on reach with one cube (see groot_kit.train.pretrain)
-EVAL_SEED_OFFSET = 100_000  # evaluation scenes never coincide with demo scenes
 
 
 def default_arm_spec():
@@ -147,94 +147,6 @@ def load_demo_dataset(demos_dir, embodiment_dir, policy, episodes: list[int] | N
                                        max_views=cfg.vlm.num_views, horizon=cfg.action_head.action_horizon,
                                        max_state_dim=cfg.action_head.max_state_dim,
                                        max_action_dim=cfg.action_head.max_action_dim, episodes=episodes)
-
-
-# --------------------------------------------------------------------------- closed loop
-class PolicyActor:
-    """obs (GrootSimEnv dict) -> action: predicts a chunk of H and executes its first
-    `n_action_steps` (receding horizon, 8 of 16 as in the pretraining evaluation)."""
-
-    def __init__(self, policy, processor, env, n_action_steps: int | None = 8, num_steps: int | None = None,
-                 seed: int = 0):
-        self.policy, self.proc, self.env = policy.eval(), processor, env
-        self.n = n_action_steps or policy.config.action_head.action_horizon
-        self.num_steps, self.seed = num_steps, seed
-        self.queue: list[np.ndarray] = []
-        self.gen = torch.Generator(device=policy.device).manual_seed(seed)
-        sp = env.spec_e
-        self.state_keys = list(self.proc.modality.state)
-        self.action_keys = list(self.proc.modality.action)
-        self._env_state = {k: (v.start, v.end) for k, v in sp.state.items()}
-        self._env_action = sp.action
-
-    def reset(self):
-        self.queue.clear()
-
-    @torch.no_grad()
-    def act(self, obs: dict) -> np.ndarray:
-        if not self.queue:
-            o = {f"video.{c}": obs[c] for c in self.proc.modality.video if c in obs}
-            for k in self.state_keys:
-                a, b = self._env_state[k]
-                o[f"state.{k}"] = obs["state"][a:b]
-            o["annotation.human.task_description"] = self.env.instruction
-            batch = self.proc(o)
-            chunk = self.policy.predict_action_chunk(batch, num_steps=self.num_steps, generator=self.gen)
-            acts = self.proc.decode_action(chunk)
-            H = chunk.shape[1]
-            flat = np.zeros((H, self.env.spec_e.action_dim), np.float32)
-            for k in self.action_keys:
-                s = self._env_action[k]
-                flat[:, s.start:s.end] = acts[f"action.{k}"][0]
-            self.queue = list(flat[: self.n])
-        return self.queue.pop(0)
-
-
-def evaluate_closed_loop(policy, embodiment, task: str = DEFAULT_TASK, n_episodes: int = 10, seed: int = 0,
-                         processor=None, video_episodes: int = 1, video_size: int = 160,
-                         n_action_steps: int | None = 8, max_steps: int | None = None, num_cubes: int = 1,
-                         progress: Callable[[int, bool], None] | None = None) -> dict:
-    """Closed-loop success rate in MuJoCo on scenes never used for demos.
-
-    Returns {"success_rate", "successes", "lengths", "seeds", "videos": [uint8 [T, S, S, 3]]}.
-    """
-    from groot_kit.sim import make_env
-    from groot_kit.sim.rollout import rollout
-    proc = processor or policy.get_processor(_embodiment_name(embodiment))
-    env = make_env(str(embodiment), task, image_size=policy.config.vlm.vision.image_size, seed=seed,
-                   num_cubes=num_cubes)
-    successes, lengths, seeds, videos = [], [], [], []
-    try:
-        for i in range(n_episodes):
-            s = EVAL_SEED_OFFSET + 1000 * seed + i
-            actor = PolicyActor(policy, proc, env, n_action_steps=n_action_steps, seed=s)
-            frames: list[np.ndarray] = []
-            if i < video_episodes:
-                cam = next(iter(env.spec_e.cameras))
-                inner = actor.act
-
-                def act(obs, inner=inner, cam=cam, frames=frames):
-                    frames.append(env.render_camera(cam, video_size))
-                    return inner(obs)
-                ep = rollout(env, act, seed=s, max_steps=max_steps, record_frames=False, tier="teleop")
-                frames.append(env.render_camera(cam, video_size))
-                videos.append(np.stack(frames))
-            else:
-                ep = rollout(env, actor, seed=s, max_steps=max_steps, record_frames=False, tier="teleop")
-            successes.append(bool(ep.success))
-            lengths.append(len(ep))
-            seeds.append(s)
-            if progress is not None:
-                progress(i + 1, bool(ep.success))
-    finally:
-        env.close()
-    return {"success_rate": float(np.mean(successes)) if successes else 0.0, "successes": successes,
-            "lengths": lengths, "seeds": seeds, "videos": videos}
-
-
-def _embodiment_name(embodiment) -> str:
-    from groot_kit.embodiment import load_embodiment
-    return load_embodiment(str(embodiment)).name
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -388,8 +300,9 @@ def finetune(arm_spec=None, num_demos: int = 20, rank: int = 8, alpha: float = 1
     if eval_episodes > 0:
         _stage(on_stage, "eval", episodes=eval_episodes)
         t = time.perf_counter()
-        ev = evaluate_closed_loop(policy, emb_dir, task, eval_episodes, seed=seed, video_episodes=video_episodes,
-                                  n_action_steps=replan_every, num_cubes=num_cubes)
+        ev = evaluate_closed_loop(policy, emb_dir, task, eval_episodes, seed=finetune_eval_seed(seed),
+                                  replan_every=replan_every, num_cubes=num_cubes, video_episodes=video_episodes,
+                                  video_size=160)
         timings["eval_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     losses = [r["loss"] for r in history if "loss" in r]

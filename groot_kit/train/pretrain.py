@@ -445,7 +445,7 @@ def train_base(cfg: PretrainConfig, data: dict, callbacks: list | None = None, l
 # ----------------------------------------------------------------------------------- recipe
 def pretrain_tiny(cfg: PretrainConfig | None = None, callbacks: list | None = None, log=print, **overrides) -> dict:
     """Run the whole recipe (data -> train -> save -> evaluate). Returns the results dict."""
-    from groot_kit.train.evaluate import evaluate_closed_loop, evaluate_open_loop, strip_arrays
+    from groot_kit.eval import evaluate_closed_loop, evaluate_open_loop, strip_arrays
 
     cfg = dataclasses.replace(cfg or PretrainConfig(), **overrides)
     t_all = time.perf_counter()

@@ -28,7 +28,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported
 from groot_kit.data import from_sim_episode  # noqa: E402
 from groot_kit.sim import make_env, make_expert  # noqa: E402
 from groot_kit.sim.rollout import rollout  # noqa: E402
-from groot_kit.train.evaluate import PolicyController, _processor_for  # noqa: E402
+from groot_kit.data.processor import processor_for  # noqa: E402
+from groot_kit.eval import PolicyController  # noqa: E402
 
 
 def recovery_episodes(policy, embodiment: str, task: str, n: int, *, image_size: int | None = None,
@@ -47,7 +48,7 @@ def recovery_episodes(policy, embodiment: str, task: str, n: int, *, image_size:
     if n < 0 or not 0.0 < handover_fraction <= 1.0:
         raise ValueError(f"recovery_episodes: n={n}, handover_fraction={handover_fraction}; "
                          "give n >= 0 and 0 < handover_fraction <= 1")
-    processor = processor or _processor_for(policy, embodiment)
+    processor = processor or processor_for(policy, embodiment)
     size = image_size or policy.config.vlm.vision.image_size
     env = make_env(embodiment, task, image_size=size, seed=seed, num_cubes=num_cubes, start_noise=start_noise)
     rng = np.random.default_rng(seed)

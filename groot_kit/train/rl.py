@@ -49,10 +49,12 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np
 import torch
 from torch import nn
+from groot_kit.eval.seeds import TUNING_SEEDS, scene_seeds
 from groot_kit.fileio import atomic_directory, read_json_checked
+from groot_kit.runtime.chunking import ChunkExecutor
 
 TASK_KEY = "annotation.human.task_description"
-EVAL_SEED_OFFSET = 100_000  # evaluation scenes never overlap demo / training seeds
+EVAL_SEED_OFFSET = TUNING_SEEDS.start  # evaluation scenes never overlap demo / training seeds
 RL_CONFIG_NAME = "rl_config.json"
 ACTOR_WEIGHTS_NAME = "actor.safetensors"
 BASE_DIR = "base_policy"
@@ -262,10 +264,7 @@ def make_processor(cfg: RLTaskConfig, demos: list[Demo], policy_config=None):
     actions = np.concatenate([d.actions for d in demos])
     modes = {f"action.{k}": ("binary" if v.normalization == "binary" else "min_max") for k, v in sp.action.items()}
     stats = NormalizationStats.from_arrays(states, actions, mod, modes=modes)
-    return GrootProcessor(mod, stats, sp.slot_id, image_size=pc.vlm.vision.image_size,
-                          horizon=pc.action_head.action_horizon, max_state_dim=pc.action_head.max_state_dim,
-                          max_action_dim=pc.action_head.max_action_dim, max_views=pc.vlm.num_views,
-                          embodiment=f"{cfg.embodiment}_{cfg.task}_rl")
+    return GrootProcessor.for_policy(pc, mod, stats, sp.slot_id, f"{cfg.embodiment}_{cfg.task}_rl")
 
 
 class DemoChunkDataset(torch.utils.data.Dataset):
@@ -339,7 +338,8 @@ class HoldBase:
 
 
 class FlowBase:
-    """The GrootPolicy as base: one chunk per ``n_action_steps`` control steps, batched across envs."""
+    """The GrootPolicy as base: one chunk per ``n_action_steps`` control steps per env (a chunk
+    executor each, groot_kit.runtime.chunking), the chunks of all envs that need one sampled in one batch."""
 
     kind = "flow"
 
@@ -348,17 +348,23 @@ class FlowBase:
         self.processor = processor or policy.get_processor()
         self.n_action_steps, self.num_steps = int(n_action_steps), num_steps
         self.gen = torch.Generator().manual_seed(seed)
-        self.queues: dict[int, list[np.ndarray]] = {}
+        self.executors: dict[int, ChunkExecutor] = {}
         self.calls = 0
 
     def reset(self, i: int) -> None:
-        self.queues.pop(i, None)
+        self.executors.pop(i, None)
+
+    def _executor(self, i: int) -> ChunkExecutor:
+        if i not in self.executors:
+            H = self.policy.config.action_head.action_horizon
+            self.executors[i] = ChunkExecutor("replan", H, self.n_action_steps)
+        return self.executors[i]
 
     @torch.no_grad()
     def actions(self, tasks: list[RLTask], idx: list[int] | None = None, pop: bool = True) -> np.ndarray:
         """Next action per env in ``idx`` (``pop=False`` peeks without consuming it)."""
         idx = list(range(len(tasks)) if idx is None else idx)
-        need = [i for i in idx if not self.queues.get(i)]
+        need = [i for i in idx if self._executor(i).needs_chunk()]
         if need:
             obs = stack_observations([tasks[i].raw_observation(image=True) for i in need])
             batch = self.processor(obs)
@@ -368,9 +374,10 @@ class FlowBase:
             dec = self.processor.decode_action(chunk)
             flat = np.concatenate([dec[f"action.{k}"] for k in self.processor.modality.action], -1)  # [n, H, d]
             for j, i in enumerate(need):
-                self.queues[i] = list(flat[j, :self.n_action_steps].astype(np.float64))
+                self.executors[i].add_chunk(flat[j])
             self.calls += 1
-        return np.stack([self.queues[i].pop(0) if pop else self.queues[i][0] for i in idx])
+        step = (lambda ex: ex.next_action()) if pop else (lambda ex: ex.peek_action())
+        return np.stack([step(self.executors[i]) for i in idx]).astype(np.float64)
 
 
 # =============================================================================================
@@ -599,7 +606,7 @@ def evaluate(policy: ResidualPolicy, task_cfg: RLTaskConfig | None = None, n_epi
     cfg = task_cfg or policy.task_cfg
     n_envs = max(1, min(num_envs, n_episodes))
     tasks = [RLTask(cfg, seed) for _ in range(n_envs)]
-    seeds = [EVAL_SEED_OFFSET + seed + i for i in range(n_episodes)]
+    seeds = scene_seeds(EVAL_SEED_OFFSET + seed, n_episodes)
     results, returns, lengths = [], [], []
     try:
         nxt = 0

@@ -292,7 +292,7 @@ class FinetuneApp:
 
     # ------------------------------------------------------------------ rollout
     def rollout(self):
-        from groot_kit.train.finetune import evaluate_closed_loop
+        from groot_kit.eval import evaluate_closed_loop, finetune_eval_seed
         if self.result is None:
             self.rollout_status.value = "<span style='color:#b00'>train first (step 3)</span>"
             return None
@@ -305,9 +305,10 @@ class FinetuneApp:
                 done.append(ok)
                 self.rollout_status.value = f"episode {i}/{n}: {sum(done)} successes"
             self.eval = evaluate_closed_loop(self.result.policy, self.result.embodiment_dir, self.task, n,
-                                             seed=self.seed, video_episodes=1, video_size=240, progress=prog)
+                                             seed=finetune_eval_seed(self.seed), num_cubes=1, video_episodes=1,
+                                             video_size=240, progress=prog)
             self.rollout_status.value = (f"<b>success rate {100 * self.eval['success_rate']:.0f}%</b> "
-                                         f"({sum(self.eval['successes'])}/{n} unseen scenes)")
+                                         f"({self.eval['successes']}/{n} unseen scenes)")
             self._frames = self.eval["videos"][0] if self.eval["videos"] else None
             if self._frames is not None:
                 self.frame.max = self.play.max = len(self._frames) - 1

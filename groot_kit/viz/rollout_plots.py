@@ -4,7 +4,7 @@
     res = rp.closed_loop_section("data_samples/checkpoints/tiny_base", ["so100"], n_episodes=2)
     res["figures"]["success"].show(); res["figures"]["video"].show()
 
-Every figure function takes plain dicts / arrays (the results of ``groot_kit.train.evaluate``).
+Every figure function takes plain dicts / arrays (the results of ``groot_kit.eval``).
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def closed_loop_section(checkpoint: str | Path = "data_samples/checkpoints/tiny_
     embodiment, annotated with System 2's sub-task), "timeline", "outcomes": {emb: fig}}, "metrics"}``.
     """
     from groot_kit.model.policy import GrootPolicy
-    from groot_kit.train.evaluate import evaluate_closed_loop, strip_arrays
+    from groot_kit.eval import evaluate_closed_loop, strip_arrays
 
     ck = Path(checkpoint)
     if not ck.is_absolute() and not ck.exists():  # repo-relative (notebooks run with cwd=notebooks/)

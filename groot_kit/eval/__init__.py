@@ -1,0 +1,17 @@
+"""groot_kit.eval: the one way to evaluate a policy.
+
+    evaluate_closed_loop(policy, "so100", task="reach", n_episodes=50, seed=300_000)   # MuJoCo success
+    evaluate_open_loop(policy, "data_samples/panda7_expert")                           # GR00T's open-loop MSE
+
+Closed loop runs `PolicyController` (a chunk executor from groot_kit.runtime.chunking) on the
+observations of `sim_observation`; the seed rule and the seed ranges are in `groot_kit.eval.seeds`.
+"""
+from .closed_loop import evaluate_closed_loop, success_table
+from .controller import PolicyController, flat_env_action, sim_observation
+from .open_loop import dim_names, evaluate_open_loop, open_loop_figure, per_dim_mse_figure, strip_arrays
+from .seeds import finetune_eval_seed, scene_seeds, wilson_interval
+from .video import annotate_frames, write_video
+
+__all__ = ["evaluate_closed_loop", "success_table", "PolicyController", "flat_env_action", "sim_observation",
+           "dim_names", "evaluate_open_loop", "open_loop_figure", "per_dim_mse_figure", "strip_arrays",
+           "finetune_eval_seed", "scene_seeds", "wilson_interval", "annotate_frames", "write_video"]

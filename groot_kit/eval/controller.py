@@ -1,0 +1,132 @@
+"""Running a GrootPolicy in the simulator: one observation converter, one controller.
+
+    ctl = PolicyController(policy, processor, env, mode="replan", replan_every=8, seed=s)
+    action = ctl.act(obs)            # the env's flat action vector for this step
+
+`sim_observation` turns the env's observation dict into GR00T's raw observation (what a real robot
+sends to `groot-kit serve`). `PolicyController` samples a chunk of H actions when the chunk executor
+(`groot_kit.runtime.chunking.ChunkExecutor`) asks for one and returns one action per step:
+"whole" (every action of a chunk), "replan" (the first `replan_every`, then a new chunk) or
+"ensemble" (temporal ensembling of the live chunks). When the policy was co-trained for sub-tasks,
+System 2 names the sub-task at every query (`.subtask`).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from groot_kit.data.processor import TASK_KEY
+from groot_kit.runtime.chunking import ChunkExecutor
+
+
+def _check_keys(spec, modality, group: str) -> None:
+    have = getattr(spec, group)
+    for k, s in getattr(modality, group).items():
+        if k not in have:
+            raise ValueError(f"the policy's processor uses {group} key '{k}', which embodiment '{spec.name}' does not "
+                             f"have (its keys: {list(have)}); evaluate the embodiment the processor was made for")
+        if have[k].dim != s.dim:
+            raise ValueError(f"{group} key '{k}': the policy's processor has {s.dim} dims, embodiment '{spec.name}' "
+                             f"{have[k].dim}; evaluate the embodiment the processor was made for")
+
+
+def sim_observation(env, obs: dict, modality, instruction: str | None = None, video: bool = True) -> dict[str, Any]:
+    """A GrootSimEnv observation (``{cam: uint8 [h,w,3], "state": [state_dim]}``) -> GR00T's raw
+    observation ``{"video.<cam>", "state.<key>" [d], "annotation.human.task_description"}`` with the
+    keys of `modality` (the policy processor's), cut from the env's state by the env's own key slices.
+    `instruction` replaces the env's instruction (language ablations); `video=False` leaves the images
+    out (the dual-rate demo renders them on the System 2 thread)."""
+    env = env.unwrapped if hasattr(env, "unwrapped") else env
+    spec = env.spec_e
+    raw: dict[str, Any] = {}
+    if video:
+        for cam in modality.video:
+            if cam not in obs:
+                raise ValueError(f"camera '{cam}' is not in the env observation (it has {sorted(k for k in obs if k != 'state')}); "
+                                 f"make the env with render=True and the embodiment the processor was made for")
+            raw[f"video.{cam}"] = obs[cam]
+    st = np.asarray(obs["state"], np.float32)
+    for k in modality.state:
+        ks = spec.state[k]
+        raw[f"state.{k}"] = st[..., ks.start:ks.end]
+    raw[TASK_KEY] = env.instruction if instruction is None else instruction
+    return raw
+
+
+def flat_env_action(decoded: dict[str, np.ndarray], spec, modality) -> np.ndarray:
+    """``{"action.<key>": [B, H, d]}`` (processor.decode_action) -> [B, H, action_dim] in the env's
+    action layout."""
+    first = next(iter(decoded.values()))
+    out = np.zeros((*first.shape[:2], spec.action_dim), np.float32)
+    for k in modality.action:
+        s = spec.action[k]
+        out[..., s.start:s.end] = decoded[f"action.{k}"]
+    return out
+
+
+class PolicyController:
+    """A GrootPolicy + its GrootProcessor as a sim controller (``.act(obs)``, ``.subtask``, ``.reset()``).
+
+    mode / replan_every / ensemble_decay: the chunk executor's (default: replan every 8 of H=16).
+    seed: the flow-noise generator's seed (the seed rule in groot_kit.eval.seeds uses the scene seed).
+    instruction: a string, or ``fn(env) -> str`` called once per episode, that replaces the env's
+    instruction at every query (language ablations); `.given_instruction` is the one in use.
+    """
+
+    def __init__(self, policy, processor, env, mode: str = "replan", replan_every: int | None = 8, seed: int = 0,
+                 predict_subtasks: bool | None = None, num_steps: int | None = None, ensemble_decay: float = 0.1,
+                 instruction: str | Callable[[Any], str] | None = None):
+        self.policy, self.processor = policy, processor
+        self.env = env.unwrapped if hasattr(env, "unwrapped") else env
+        H = policy.config.action_head.action_horizon
+        if mode != "whole" and replan_every is not None and not 1 <= replan_every <= H:
+            raise ValueError(f"replan_every={replan_every} must be in 1..{H} (the action horizon)")
+        sp = self.env.spec_e
+        if sp.action_dim != processor.modality.action_dim:
+            raise ValueError(f"policy processor '{processor.embodiment}' has {processor.modality.action_dim} action "
+                             f"dims but the env's {sp.name} has {sp.action_dim}; use the matching embodiment")
+        _check_keys(sp, processor.modality, "state")
+        _check_keys(sp, processor.modality, "action")
+        self.executor = ChunkExecutor(mode, H, None if mode == "whole" else replan_every, ensemble_decay)
+        self.replan_every = self.executor.replan_every
+        self.num_steps, self.instruction = num_steps, instruction
+        self.predict_subtasks = (policy.config.subtask_loss_weight > 0) if predict_subtasks is None else predict_subtasks
+        self.gen = torch.Generator(device=policy.device).manual_seed(seed)
+        self.queries = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the current chunks (a new episode)."""
+        self.executor.reset()
+        self.subtask = ""
+        self.given_instruction: str | None = None
+        self.query_subtasks: list[tuple[int, str]] = []
+        self._last_t: int | None = None
+
+    @torch.no_grad()
+    def predict_chunk(self, obs: dict) -> tuple[np.ndarray, dict]:
+        """One query: env observation -> env actions [H, action_dim] (unnormalised) and the model batch."""
+        if self.instruction is not None and self.given_instruction is None:
+            ins = self.instruction
+            self.given_instruction = ins(self.env) if callable(ins) else str(ins)
+        raw = sim_observation(self.env, obs, self.processor.modality, self.given_instruction)
+        batch = self.processor(raw)
+        chunk = self.policy.predict_action_chunk(batch, num_steps=self.num_steps, generator=self.gen)
+        acts = flat_env_action(self.processor.decode_action(chunk), self.env.spec_e, self.processor.modality)
+        return acts[0], batch
+
+    @torch.no_grad()
+    def act(self, obs: dict) -> np.ndarray:
+        if self.env.t == 0 and self._last_t is not None and self._last_t > 0:
+            self.reset()  # a new episode started: drop the previous episode's chunks
+        if self.executor.needs_chunk():
+            chunk, batch = self.predict_chunk(obs)
+            self.executor.add_chunk(chunk)
+            self.queries += 1
+            if self.predict_subtasks:
+                self.subtask = self.policy.predict_subtask(batch)[0] or "(none)"
+                self.query_subtasks.append((int(self.env.t), self.subtask))
+        self._last_t = int(self.env.t)
+        return self.executor.next_action()

@@ -1,0 +1,121 @@
+"""groot_kit.eval: the seed rule, the Wilson interval, the one controller's chunk modes, instruction
+override, processor resolution and the eval CLI's failure behaviour."""
+import argparse
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from groot_kit.data import GrootDataset, GrootProcessor
+from groot_kit.data.processor import processor_for
+from groot_kit.eval import PolicyController, evaluate_closed_loop, scene_seeds, sim_observation, wilson_interval
+from groot_kit.eval.seeds import RESERVED_SEED_START, finetune_eval_seed
+from groot_kit.sim import make_env
+
+from test_evaluate import REPO, _so100_policy
+
+
+def test_wilson_interval_known_values():
+    lo, hi = wilson_interval(183, 220)                       # the humanoid's pooled reach figure
+    assert abs(lo - 0.7768) < 5e-4 and abs(hi - 0.8755) < 5e-4     # worked by hand from the formula
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    lo, hi = wilson_interval(5, 10)
+    assert math.isclose(lo + hi, 1.0, abs_tol=1e-12)         # symmetric around 1/2
+    with pytest.raises(ValueError, match="successes"):
+        wilson_interval(11, 10)
+
+
+def test_seed_rule_and_reserved_range():
+    assert scene_seeds(300_000, 3) == [300_000, 300_001, 300_002]
+    assert finetune_eval_seed(1) == 101_000
+    with pytest.raises(ValueError, match="reserved"):
+        scene_seeds(RESERVED_SEED_START - 2, 5)
+    assert scene_seeds(RESERVED_SEED_START, 2, allow_reserved=True) == [RESERVED_SEED_START, RESERVED_SEED_START + 1]
+
+
+@pytest.fixture(scope="module")
+def so100_policy():
+    return _so100_policy()
+
+
+def _drive(so100_policy, mode, n, queries):
+    env = make_env("so100", "reach", image_size=64, seed=3, num_cubes=1)
+    try:
+        obs, _ = env.reset(seed=3)
+        ctl = PolicyController(so100_policy, so100_policy.get_processor("so100"), env, mode=mode, replan_every=n,
+                               seed=3)
+        acts = []
+        for _ in range(17):
+            a = ctl.act(obs)
+            assert a.shape == (env.spec_e.action_dim,) and np.isfinite(a).all()
+            acts.append(a)
+            obs, *_ = env.step(a)
+        assert ctl.queries == queries            # 17 steps: whole chunks of 16 -> 2; every 4 -> 5
+        assert len(ctl.executor.boundaries) == queries
+    finally:
+        env.close()
+    return acts
+
+
+@pytest.mark.parametrize("mode,n,queries", [("whole", None, 2), ("replan", 4, 5), ("ensemble", 4, 5)])
+def test_controller_modes_query_on_schedule(so100_policy, mode, n, queries):
+    _drive(so100_policy, mode, n, queries)
+
+
+def test_ensemble_blends_where_replan_switches(so100_policy):
+    replan = _drive(so100_policy, "replan", 4, 5)
+    ens = _drive(so100_policy, "ensemble", 4, 5)
+    np.testing.assert_array_equal(np.stack(replan[:4]), np.stack(ens[:4]))   # one chunk: same actions
+    assert not np.allclose(replan[4], ens[4])                               # two live chunks: a blend
+
+
+def test_sim_observation_cuts_state_by_key_and_overrides_instruction(so100_policy):
+    proc = so100_policy.get_processor("so100")
+    env = make_env("so100", "reach", image_size=64, seed=4, num_cubes=1)
+    try:
+        obs, info = env.reset(seed=4)
+        raw = sim_observation(env, obs, proc.modality)
+        assert raw["annotation.human.task_description"] == info["instruction"]
+        for k, ks in env.spec_e.state.items():
+            np.testing.assert_array_equal(raw[f"state.{k}"], obs["state"][ks.start:ks.end])
+        assert sim_observation(env, obs, proc.modality, "wave")["annotation.human.task_description"] == "wave"
+        assert "video.front" not in sim_observation(env, obs, proc.modality, video=False)
+    finally:
+        env.close()
+
+
+def test_instruction_override_changes_the_actions(so100_policy):
+    kw = dict(task="reach", n_episodes=1, seed=100_000, max_steps=8, num_cubes=1)
+    a = evaluate_closed_loop(so100_policy, "so100", **kw)
+    b = evaluate_closed_loop(so100_policy, "so100", instruction="move the gripper above the blue cube", **kw)
+    assert b["episodes"][0]["given_instruction"] == "move the gripper above the blue cube"
+    assert "given_instruction" not in a["episodes"][0]
+    assert a["ci95"][0] <= a["success_rate"] <= a["ci95"][1] and a["seeds"] == [100_000]
+
+
+def test_processor_for_resolves_folders_slots_and_refuses_unknown(so100_policy):
+    from groot_kit.embodiment import load_embodiment
+    spec = load_embodiment("so100")
+    by_folder = processor_for(so100_policy, str(spec.root))
+    assert by_folder.embodiment == "so100"
+    with pytest.raises(ValueError, match="processors for"):
+        processor_for(so100_policy, "panda7")
+    # a policy with no processor at all (random init) gets joint-limit stats for the robot
+    from groot_kit.model.policy import GrootPolicy
+    fresh = processor_for(GrootPolicy("tiny"), "panda7")
+    assert fresh.embodiment == "panda7" and fresh.embodiment_id == load_embodiment("panda7").slot_id
+    assert fresh.modality.action_dim == load_embodiment("panda7").action_dim
+
+
+def test_failed_eval_leaves_no_empty_output_folder(tmp_path):
+    from groot_kit.eval.cli import add_eval_arguments, run_eval
+    base = REPO / "data_samples" / "checkpoints" / "tiny_base"
+    p = argparse.ArgumentParser()
+    add_eval_arguments(p)
+    out = tmp_path / "ev"
+    args = p.parse_args(["--checkpoint", str(base), "--embodiment", "no_such_robot", "--output-dir", str(out)])
+    with pytest.raises(ValueError):
+        run_eval(args)
+    assert not out.exists()
+    assert p.parse_args(["--checkpoint", "x"]).num_cubes == 1      # the base and finetune use one cube

@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train a policy on LeRobot datasets (resumable)")
     add_train_arguments(s)
     s.set_defaults(fn=lambda a: (train_from_args(a), 0)[1])
-    from groot_kit.train.finetune import add_finetune_arguments, run_finetune
+    from groot_kit.recipes.finetune import add_arguments as add_finetune_arguments, run_from_args as run_finetune
     s = sub.add_parser("finetune", help="new arm: spec -> MJCF -> demos -> fresh slot + peft LoRA -> adapters/merged")
     add_finetune_arguments(s)
     s.set_defaults(fn=lambda a: (run_finetune(a), 0)[1])

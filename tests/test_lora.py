@@ -169,9 +169,10 @@ def test_new_slot_copies_the_nearest_robot():
 @pytest.mark.slow
 def test_finetune_pipeline_headless(tmp_path):
     """spec -> MJCF -> demos -> slot + LoRA -> train -> save both ways -> closed loop (tiny budget)."""
-    from groot_kit.train.finetune import finetune
+    from groot_kit.recipes.finetune import finetune
     rows = []
     res = finetune(None, num_demos=2, steps=6, rank=4, alpha=8, output_dir=tmp_path / "ft", eval_episodes=1,
+                   base_checkpoint=None,
                    callbacks=[lambda s, r: rows.append((s, r["loss"]))], log_every=2, batch_size=4)
     assert [s for s, _ in rows] == [2, 4, 6]
     m = json.loads((tmp_path / "ft" / "metrics.json").read_text())
@@ -184,9 +185,10 @@ def test_finetune_pipeline_headless(tmp_path):
 
 def test_finetune_cli_arguments_and_errors(tmp_path, capsys):
     import argparse
-    from groot_kit.train.finetune import add_finetune_arguments, as_arm_spec, main
+    from groot_kit.recipes.finetune import add_arguments, main
+    from groot_kit.train.finetune import as_arm_spec
     p = argparse.ArgumentParser()
-    add_finetune_arguments(p)
+    add_arguments(p)
     a = p.parse_args(["--num-demos", "10", "--rank", "4", "--link-lengths", "0.1,0.2,0.2,0.1", "--num-joints", "4",
                       "--targets", "dit+vlm", "--output-dir", str(tmp_path)])
     assert (a.num_demos, a.rank, a.link_lengths, a.targets) == (10, 4, [0.1, 0.2, 0.2, 0.1], "dit+vlm")

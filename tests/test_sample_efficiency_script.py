@@ -1,29 +1,17 @@
-"""scripts/sample_efficiency.py: scratch rows of an earlier sweep are reused only when every setting
-they depend on matches (they never read the base checkpoint, so a new base need not retrain them)."""
+"""The sample-efficiency recipe: scratch rows of an earlier sweep are reused only when every setting
+they depend on matches (they never read the base checkpoint, so a new base need not retrain them);
+its flags come from the config dataclasses."""
 import dataclasses
-import importlib.util
 import json
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from groot_kit.recipes.sample_efficiency import SampleEfficiencyConfig, kept_scratch_rows, main
 
 
-@pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("sample_efficiency", REPO / "scripts/sample_efficiency.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _args(**kw):
-    base = dict(task="reach", num_cubes=1, seed=0, lr=1e-3, batch_size=32, start_noise=0.3, hold_seconds=0.0,
-                image_shift=0, color_jitter=0.0)
-    base.update(kw)
-    return SimpleNamespace(**base)
+def _cfg(f, **ft):
+    base = SampleEfficiencyConfig(demos=[20], methods=["lora"], keep_scratch_from=str(f))
+    return dataclasses.replace(base, finetune=dataclasses.replace(base.finetune, **ft))
 
 
 def _earlier(tmp_path, **over):
@@ -40,20 +28,34 @@ def _earlier(tmp_path, **over):
     return f
 
 
-def test_matching_scratch_rows_are_kept(script, tmp_path):
+def test_matching_scratch_rows_are_kept(tmp_path):
     f = _earlier(tmp_path)
-    rows = script.kept_scratch_rows(str(f), _args(), 1200, [20])
+    rows = kept_scratch_rows(_cfg(f))
     assert rows == [{"method": "scratch", "demos": 20, "success_rate": 0.2, "kept_from": str(f)}]
 
 
-def test_other_settings_or_missing_rows_are_refused(script, tmp_path):
+def test_other_settings_or_missing_rows_are_refused(tmp_path):
     f = _earlier(tmp_path, lr=3e-4)
-    with pytest.raises(SystemExit, match=r"its lr differ.*Fix"):
-        script.kept_scratch_rows(str(f), _args(), 1200, [20])
+    with pytest.raises(ValueError, match=r"its lr differ.*Fix"):
+        kept_scratch_rows(_cfg(f))
     f = _earlier(tmp_path)
-    with pytest.raises(SystemExit, match=r"scratch_steps"):
-        script.kept_scratch_rows(str(f), _args(), 800, [20])
-    with pytest.raises(SystemExit, match=r"no scratch row for \[50\] demos"):
-        script.kept_scratch_rows(str(f), _args(), 1200, [20, 50])
-    with pytest.raises(SystemExit, match="no such file"):
-        script.kept_scratch_rows(str(tmp_path / "nope.json"), _args(), 1200, [20])
+    with pytest.raises(ValueError, match=r"scratch_steps"):
+        kept_scratch_rows(_cfg(f, steps=800))
+    with pytest.raises(ValueError, match=r"no scratch row for \[50\] demos"):
+        kept_scratch_rows(dataclasses.replace(_cfg(f), demos=[20, 50]))
+    with pytest.raises(ValueError, match="no such file"):
+        kept_scratch_rows(_cfg(tmp_path / "nope.json"))
+    with pytest.raises(ValueError, match="both give the scratch rows"):
+        SampleEfficiencyConfig(methods=["lora", "scratch"], keep_scratch_from=str(f))
+
+
+def test_flags_are_generated_from_the_configs(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for flag in ("--demos", "--methods", "--keep-scratch-from", "--num-joints", "--rank", "--steps", "--seed"):
+        assert flag in text
+    assert "(default: 10,20,50)" in text and "(default: 16)" in text            # recipe defaults shown
+    assert "outputs/sample_efficiency" in text                                  # the sweep's own defaults
+    assert main(["--methods", "lora,bogus"]) == 2
+    assert "unknown method" in capsys.readouterr().err

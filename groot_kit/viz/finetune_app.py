@@ -260,7 +260,7 @@ class FinetuneApp:
         self.train_status.value = f"step {step} / {self.progress.max} &middot; loss {row['loss']:.4f}"
 
     def train(self):
-        from groot_kit.train.finetune import finetune
+        from groot_kit.recipes.finetune import finetune
         self.train_button.disabled = True
         try:
             kw = self.settings()

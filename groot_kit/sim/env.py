@@ -132,7 +132,7 @@ class GrootSimEnv(gym.Env):
         except Exception as e:
             msg = " ".join(str(e).split())
             raise EmbodimentError(f"{sp.scene_xml}: MuJoCo could not parse it ({msg}). Fix: repair the MJCF "
-                                  f"(or regenerate it with groot_kit.embodiment)") from None
+                                  f"(or regenerate it with groot_kit.sim.arm_generator)") from None
         G = mujoco.mjtGeom
         lay = self.layout
         if self.task in ("pick_place", "reach"):

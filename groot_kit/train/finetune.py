@@ -1,7 +1,7 @@
 """Fine-tune a pretrained GrootPolicy on a NEW robot arm: spec -> MJCF -> expert demos -> fresh
 embodiment slot + peft LoRA -> adapters / merged checkpoint -> closed-loop success in MuJoCo.
 
-    from groot_kit.embodiment import ArmSpec
+    from groot_kit.sim.arm_generator import ArmSpec
     from groot_kit.train.finetune import finetune
     res = finetune(ArmSpec(num_joints=5, link_lengths=[0.1, 0.24, 0.22, 0.08, 0.05], name="my_arm"),
                    num_demos=20, rank=8, alpha=16, lr=1e-3, steps=1500, targets="dit",
@@ -46,7 +46,7 @@ EVAL_SEED_OFFSET = 100_000  # evaluation scenes never coincide with demo scenes
 
 def default_arm_spec():
     """The notebook's default new robot: a 5-DOF arm with its own link lengths (not a built-in)."""
-    from groot_kit.embodiment import ArmSpec
+    from groot_kit.sim.arm_generator import ArmSpec
     return ArmSpec(num_joints=5, link_lengths=[0.12, 0.25, 0.23, 0.09, 0.05], gripper=True, name="my_arm")
 
 
@@ -60,7 +60,8 @@ def default_link_lengths(num_joints: int) -> list[float]:
 
 def as_arm_spec(spec) -> Any:
     """ArmSpec | dict | path to a JSON/YAML file -> ArmSpec (validated by ArmSpec itself)."""
-    from groot_kit.embodiment import ArmSpec, EmbodimentError
+    from groot_kit.embodiment import EmbodimentError
+    from groot_kit.sim.arm_generator import ArmSpec
     if spec is None:
         return default_arm_spec()
     if isinstance(spec, ArmSpec):
@@ -87,7 +88,7 @@ def as_arm_spec(spec) -> Any:
 # --------------------------------------------------------------------------- robot + demos
 def build_arm(spec, out_dir: str | os.PathLike, slot_id: int):
     """Write the robot folder for `spec` (not registered globally: always addressed by path)."""
-    from groot_kit.embodiment import write_custom_arm
+    from groot_kit.sim.arm_generator import write_custom_arm
     return write_custom_arm(as_arm_spec(spec), Path(out_dir), slot_id=slot_id, register=False)
 
 
@@ -454,7 +455,7 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_finetune(args: argparse.Namespace) -> dict:
     """CLI entry: runs `finetune` from parsed arguments, prints and returns the metrics summary."""
-    from groot_kit.embodiment import ArmSpec
+    from groot_kit.sim.arm_generator import ArmSpec
     if args.arm_spec:
         spec = as_arm_spec(args.arm_spec)
     else:

@@ -26,8 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-
 BASE = "data_samples/checkpoints/tiny_base"
 RESULTS = "benchmarks/results/sample_efficiency.json"
 

@@ -29,8 +29,6 @@ import numpy as np
 
 from groot_kit.embodiment import EmbodimentError, EmbodimentSpec, load_embodiment
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-
 TASKS = ("pick_place", "reach", "lift_box")
 SUBTASKS = ("reach", "grasp", "lift", "move", "place", "release")
 CUBE_COLORS = {

@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -191,7 +188,7 @@ class PolicyController:
         self.queue_owner_t: int | None = None
 
     def raw_obs(self, obs: dict) -> dict:
-        from groot_kit.data.processor import TASK_KEY
+        from groot_kit.constants import TASK_KEY
         mod = self.processor.modality
         raw = {f"video.{cam}": obs[cam] for cam in mod.video}
         st = np.asarray(obs["state"], np.float32)

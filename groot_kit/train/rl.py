@@ -44,14 +44,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-
 import numpy as np
 import torch
 from torch import nn
+from groot_kit.constants import TASK_KEY
 from groot_kit.fileio import atomic_directory, read_json_checked
 
-TASK_KEY = "annotation.human.task_description"
 EVAL_SEED_OFFSET = 100_000  # evaluation scenes never overlap demo / training seeds
 RL_CONFIG_NAME = "rl_config.json"
 ACTOR_WEIGHTS_NAME = "actor.safetensors"

@@ -22,8 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-
 
 def png_bytes(img: np.ndarray, scale: int = 1) -> bytes:
     from PIL import Image

@@ -133,34 +133,38 @@ def _readme(title, description, name, slot, hz, st, ac, cams, tasks) -> str:
 
 def regenerate_builtin_embodiments(root: Path = BUILTIN_DIR) -> list[EmbodimentSpec]:
     """(Re)write the four built-in folders under ``root`` (default: the package's ``embodiments/``)."""
-    specs = []
-    # --- so100
-    r, s = mjcf.so100_def()
+    so100 = _write_single_arm(
+        mjcf.so100_def(), root / "so100", slot_id=1, arm_key="single_arm", hover_x=0.17, title="SO-100-like arm",
+        layout={"cube_size": 0.028, "cube_region": {"x": [0.13, 0.24], "y": [-0.1, 0.1]},
+                "bin_slots": [[0.09, 0.19], [0.09, -0.19]], "hover_height": 0.09, "speed": 0.2},
+        description="SO-100-like 5-DOF desktop arm (pan, lift, elbow, wrist flex, wrist roll) with a parallel gripper.")
+    panda7 = _write_single_arm(
+        mjcf.panda7_def(), root / "panda7", slot_id=2, arm_key="arm", hover_x=0.48, title="Panda-like 7-DOF arm",
+        layout={"cube_size": 0.04, "cube_region": {"x": [0.42, 0.58], "y": [-0.14, 0.14]},
+                "bin_slots": [[0.3, 0.33], [0.3, -0.33]], "hover_height": 0.16, "speed": 0.35},
+        description="Panda-like 7-DOF arm (redundant: IK uses a null-space posture pull) with a parallel gripper.")
+    custom = write_custom_arm(ArmSpec(), root / "custom_arm", slot_id=31, register=False)
+    return [so100, panda7, _write_gr1_upper(root / "gr1_upper"), custom]
+
+
+def _write_single_arm(defn, out_dir: Path, *, slot_id: int, arm_key: str, hover_x: float, layout: dict, title: str,
+                      description: str) -> EmbodimentSpec:
+    """A built-in one-arm robot at 30 Hz: home hovers at (hover_x, 0) above the table, tool down."""
+    r, s = defn
     c = r.chains[0]
-    lay = {"cube_size": 0.028, "cube_region": {"x": [0.13, 0.24], "y": [-0.1, 0.1]},
-           "bin_slots": [[0.09, 0.19], [0.09, -0.19]], "hover_height": 0.09, "speed": 0.2}
-    _compute_home(r, s, {"main": ((0.17, 0.0, lay["hover_height"]), 0.0)})
-    st, ac = _arm_keys(c, "single_arm", "gripper")
+    _compute_home(r, s, {"main": ((hover_x, 0.0, layout["hover_height"]), 0.0)})
+    st, ac = _arm_keys(c, arm_key, "gripper")
     cams = {"front": "front", "wrist": c.wrist_camera}
-    d = "SO-100-like 5-DOF desktop arm (pan, lift, elbow, wrist flex, wrist roll) with a parallel gripper."
-    specs.append(write_embodiment_folder(
-        r, s, root / "so100", tag="so100", slot_id=1, control_hz=30, cameras=cams, state_keys=st, action_keys=ac,
-        tasks=["pick_place", "reach"], task_layout=lay, description=d,
-        readme=_readme("SO-100-like arm", d, "so100", 1, 30, st, ac, cams, ["pick_place", "reach"])))
-    # --- panda7
-    r, s = mjcf.panda7_def()
-    c = r.chains[0]
-    lay = {"cube_size": 0.04, "cube_region": {"x": [0.42, 0.58], "y": [-0.14, 0.14]},
-           "bin_slots": [[0.3, 0.33], [0.3, -0.33]], "hover_height": 0.16, "speed": 0.35}
-    _compute_home(r, s, {"main": ((0.48, 0.0, lay["hover_height"]), 0.0)})
-    st, ac = _arm_keys(c, "arm", "gripper")
-    cams = {"front": "front", "wrist": c.wrist_camera}
-    d = "Panda-like 7-DOF arm (redundant: IK uses a null-space posture pull) with a parallel gripper."
-    specs.append(write_embodiment_folder(
-        r, s, root / "panda7", tag="panda7", slot_id=2, control_hz=30, cameras=cams, state_keys=st, action_keys=ac,
-        tasks=["pick_place", "reach"], task_layout=lay, description=d,
-        readme=_readme("Panda-like 7-DOF arm", d, "panda7", 2, 30, st, ac, cams, ["pick_place", "reach"])))
-    # --- gr1_upper
+    tasks = ["pick_place", "reach"]
+    name = out_dir.name
+    return write_embodiment_folder(
+        r, s, out_dir, tag=name, slot_id=slot_id, control_hz=30, cameras=cams, state_keys=st, action_keys=ac,
+        tasks=tasks, task_layout=layout, description=description,
+        readme=_readme(title, description, name, slot_id, 30, st, ac, cams, tasks))
+
+
+def _write_gr1_upper(out_dir: Path) -> EmbodimentSpec:
+    """The GR-1-like humanoid upper body: two arms with hands, head camera, 120 Hz, GR00T's ``gr1`` slot."""
     r, s = mjcf.gr1_upper_def()
     lay = {"cube_size": 0.04, "cube_region": {"x": [0.28, 0.39], "y": [-0.11, 0.11]},
            "bin_slots": [[0.33, 0.3], [0.33, -0.3]], "hover_height": 0.16, "speed": 0.35,
@@ -179,14 +183,10 @@ def regenerate_builtin_embodiments(root: Path = BUILTIN_DIR) -> list[EmbodimentS
     d = ("GR-1-like bimanual humanoid upper body: fixed torso, head camera, two 7-DOF arms "
          "(shoulder pitch/roll/yaw, elbow, wrist yaw/roll/pitch) with simple parallel grippers as hands.")
     tasks = ["pick_place", "lift_box", "reach"]
-    specs.append(write_embodiment_folder(
-        r, s, root / "gr1_upper", tag="gr1", slot_id=24, control_hz=120, cameras=cams, state_keys=st, action_keys=ac,
+    return write_embodiment_folder(
+        r, s, out_dir, tag="gr1", slot_id=24, control_hz=120, cameras=cams, state_keys=st, action_keys=ac,
         tasks=tasks, task_layout=lay, description=d,
-        readme=_readme("GR-1-like humanoid upper body", d, "gr1_upper", 24, 120, st, ac, cams, tasks)))
-    # --- custom_arm template
-    spec = write_custom_arm(ArmSpec(), root / "custom_arm", slot_id=31, register=False)
-    specs.append(spec)
-    return specs
+        readme=_readme("GR-1-like humanoid upper body", d, "gr1_upper", 24, 120, st, ac, cams, tasks))
 
 
 # ---------------------------------------------------------------------------------------------

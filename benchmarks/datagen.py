@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from groot_kit.data import EncoderOptions  # noqa: E402

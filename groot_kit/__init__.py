@@ -1,11 +1,9 @@
 """groot_kit: learn, fine-tune and deploy a GR00T-N1-style vision-language-action model."""
 
-import os as _os
-import sys as _sys
+from groot_kit.constants import configure_rendering as _configure_rendering
 
-# Headless MuJoCo rendering must be chosen before mujoco is first imported (anywhere).
-if _sys.platform.startswith("linux"):
-    _os.environ.setdefault("MUJOCO_GL", "egl")
-    _os.environ.setdefault("PYOPENGL_PLATFORM", _os.environ["MUJOCO_GL"])
+# Headless MuJoCo rendering must be chosen before mujoco is first imported (anywhere): every
+# `import groot_kit.<anything>` runs this first.
+_configure_rendering()
 
 __version__ = "0.1.0"

@@ -195,7 +195,8 @@ class GrootConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         _require(not unknown, f"config.json has unknown fields {sorted(unknown)}; "
-                 "is this a groot_kit config? (NVIDIA checkpoints load with groot_kit.model.import_gr00t)")
+                 "is this a groot_kit config? (NVIDIA checkpoints load with "
+                 "groot_kit.model.gr00t_checkpoint.load_gr00t_checkpoint or GrootPolicy.from_pretrained)")
         return cls(**d)
 
     def to_json(self) -> str:

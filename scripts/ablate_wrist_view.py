@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 def by_hand(episodes: list[dict], num_cubes: int) -> dict[str, str]:

@@ -8,7 +8,6 @@ import argparse
 import os
 import sys
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from groot_kit.data.samples import SAMPLES, make_all  # noqa: E402

@@ -9,11 +9,9 @@ Writes data_samples/checkpoints/tiny_base/ and benchmarks/results/pretrain_tiny.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 def main(argv=None) -> int:

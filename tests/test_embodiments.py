@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
-from groot_kit.embodiment import (ArmSpec, EmbodimentError, list_embodiments, load_embodiment, slot_registry,
-                                  write_custom_arm)
+from groot_kit.embodiment import EmbodimentError, list_embodiments, load_embodiment, slot_registry
 from groot_kit.sim import make_env
+from groot_kit.sim.arm_generator import ArmSpec, write_custom_arm
 
 BUILTIN = ["so100", "panda7", "gr1_upper", "custom_arm"]
 
@@ -170,3 +170,67 @@ def test_arm_joint_not_listed(so100_copy):
     _edit_yaml(so100_copy / "embodiment.yaml", lambda d: d["arms"]["main"]["joints"].__setitem__(0, "nope"))
     with pytest.raises(EmbodimentError, match=r"'arms.main.joints'.*'nope'"):
         load_embodiment(so100_copy)
+
+
+# ------------------------------------------------------------------------------ registry
+def test_registry_finds_user_robots_by_name(tmp_path, monkeypatch):
+    from groot_kit.embodiment import EmbodimentRegistry
+
+    monkeypatch.delenv("GROOT_KIT_EMBODIMENTS", raising=False)
+    reg = EmbodimentRegistry()  # a private registry: the default one is left alone
+    assert reg.names() == sorted(BUILTIN) == reg.builtin_names()
+    src = load_embodiment("so100").root
+    shutil.copytree(src, tmp_path / "a" / "arm_a")
+    _edit_yaml(tmp_path / "a" / "arm_a" / "embodiment.yaml", lambda d: d.update(name="arm_a", slot_id=9))
+    assert reg.register(tmp_path / "a" / "arm_a").slot_id == 9
+    assert reg.load("arm_a").root == tmp_path / "a" / "arm_a" and "arm_a" in reg.names()
+    assert reg.slots()[9] == "arm_a" and reg.free_slot() == 8
+    # registering the name again points it at the new folder
+    shutil.copytree(tmp_path / "a" / "arm_a", tmp_path / "b" / "arm_a")
+    reg.register(tmp_path / "b" / "arm_a")
+    assert reg.load("arm_a").root == tmp_path / "b" / "arm_a"
+    # $GROOT_KIT_EMBODIMENTS lists parent folders, read at each lookup
+    shutil.copytree(tmp_path / "a" / "arm_a", tmp_path / "env" / "arm_env")
+    _edit_yaml(tmp_path / "env" / "arm_env" / "embodiment.yaml", lambda d: d.update(slot_id=10))
+    with pytest.raises(EmbodimentError, match="unknown embodiment 'arm_env'.*arm_a.*Fix"):
+        reg.load("arm_env")
+    monkeypatch.setenv("GROOT_KIT_EMBODIMENTS", str(tmp_path / "env"))
+    assert reg.load("arm_env").slot_id == 10 and reg.names()[-1] == "arm_env"
+    # two robots on one slot is an error naming both
+    _edit_yaml(tmp_path / "env" / "arm_env" / "embodiment.yaml", lambda d: d.update(slot_id=9))
+    with pytest.raises(EmbodimentError, match=r"'slot_id': 'arm_env' and 'arm_a' both use slot 9.*Fix"):
+        reg.slots()
+
+
+def test_registry_rejects_bad_registrations(tmp_path):
+    from groot_kit.embodiment import EmbodimentRegistry
+
+    reg = EmbodimentRegistry()
+    shutil.copytree(load_embodiment("so100").root, tmp_path / "so100")
+    with pytest.raises(EmbodimentError, match="'so100' is a built-in robot's.*Fix: rename"):
+        reg.register(tmp_path / "so100")
+    with pytest.raises(EmbodimentError, match="not an embodiment folder.*Fix"):
+        reg.register(tmp_path)
+    with pytest.raises(EmbodimentError, match="does not exist.*Fix"):
+        reg.load(tmp_path / "missing")
+    # a registry without built-ins knows only what it is given
+    bare = EmbodimentRegistry(builtin_dir=None, env_var=None)
+    with pytest.raises(EmbodimentError, match=r"unknown embodiment 'so100'. Known: \(none\)"):
+        bare.load("so100")
+    # a path always works, registered or not
+    assert bare.load(tmp_path / "so100").name == "so100"
+    assert bare.load(tmp_path / "so100" / "embodiment.yaml").root == tmp_path / "so100"
+
+
+def test_generator_reproduces_the_builtin_folders(tmp_path):
+    """The shipped robot files are exactly what the generator writes (no hand edits drift in)."""
+    from groot_kit.embodiment import BUILTIN_DIR
+    from groot_kit.sim.arm_generator import regenerate_builtin_embodiments
+
+    specs = regenerate_builtin_embodiments(tmp_path)
+    assert sorted(s.name for s in specs) == sorted(BUILTIN)
+    for name in BUILTIN:
+        files = sorted(p.name for p in (BUILTIN_DIR / name).iterdir())
+        assert files == sorted(p.name for p in (tmp_path / name).iterdir())
+        for f in files:
+            assert (tmp_path / name / f).read_bytes() == (BUILTIN_DIR / name / f).read_bytes(), (name, f)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-
 import pytest
 import torch
 

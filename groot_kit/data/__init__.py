@@ -1,6 +1,6 @@
 """groot_kit.data: LeRobot v3.0 datasets, modality.json, normalization, mixtures and the data pyramid."""
 from .dataset import (ACTION_HORIZON, MAX_ACTION_DIM, MAX_STATE_DIM, GrootDataset, MixtureDataset,
-                      MixtureSampler, collate, make_dataloader)
+                      MixtureSampler, collate)
 from .episode import TIERS, EpisodeData, from_sim_episode
 from .errors import DataError
 from .modality import ModalityConfig
@@ -11,7 +11,7 @@ from .writer import EncoderOptions, write_dataset
 
 __all__ = [
     "ACTION_HORIZON", "MAX_ACTION_DIM", "MAX_STATE_DIM", "GrootDataset", "MixtureDataset", "MixtureSampler",
-    "collate", "make_dataloader", "TIERS", "EpisodeData", "from_sim_episode", "DataError", "ModalityConfig",
+    "collate", "TIERS", "EpisodeData", "from_sim_episode", "DataError", "ModalityConfig",
     "MODES", "KeyStats", "NormalizationStats", "GrootProcessor", "DatasetInfo", "convert_v2_to_v3",
     "open_dataset", "EncoderOptions", "write_dataset",
 ]

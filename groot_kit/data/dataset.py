@@ -219,10 +219,3 @@ class MixtureSampler(torch.utils.data.Sampler[int]):
     def __len__(self) -> int:
         return self.num_samples
 
-
-def make_dataloader(ds: GrootDataset | MixtureDataset, batch_size: int = 8, num_workers: int = 0,
-                    seed: int = 0, num_samples: int | None = None) -> torch.utils.data.DataLoader:
-    sampler = ds.sampler(num_samples, seed) if isinstance(ds, MixtureDataset) else None
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler, shuffle=sampler is None,
-                                       num_workers=num_workers, collate_fn=collate,
-                                       generator=torch.Generator().manual_seed(seed))

@@ -6,7 +6,6 @@ the midpoint of min/max, unnormalize maps back to min/max).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,13 +127,6 @@ class NormalizationStats:
             raise DataError("normalization stats", f"malformed entry ({e})",
                             "save stats with NormalizationStats.to_dict()") from None
 
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict()))
-
-    @classmethod
-    def load(cls, path: str | Path) -> "NormalizationStats":
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
     # ----------------------------------------------------------- apply
     def normalize(self, group: str, key: str, x):
         return self.groups[group][key].normalize(x)
@@ -156,15 +148,6 @@ class NormalizationStats:
         for k, s in getattr(modality, group).items():
             xx[..., s.start:s.end] = self.unnormalize(group, k, x[..., s.start:s.end])
         return xx
-
-    @staticmethod
-    def merge(stats: list["NormalizationStats"]) -> "NormalizationStats":
-        """Union of groups/keys (later stats win on clashes)."""
-        out: dict[str, dict[str, KeyStats]] = {}
-        for s in stats:
-            for g, d in s.groups.items():
-                out.setdefault(g, {}).update(d)
-        return NormalizationStats(out)
 
 
 def load_numeric(info) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -6,12 +6,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from groot_kit.constants import TASK_KEY
+
 from .dataset import ACTION_HORIZON, MAX_ACTION_DIM, MAX_STATE_DIM, pad_last, resize_images
 from .errors import DataError
 from .modality import ModalityConfig
 from .normalization import NormalizationStats
-
-TASK_KEY = "annotation.human.task_description"
 
 
 class GrootProcessor:

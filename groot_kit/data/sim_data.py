@@ -15,6 +15,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from groot_kit.constants import configure_rendering
+
 from .episode import EpisodeData, from_sim_episode
 from .errors import DataError
 from .modality import SUBTASK_FEATURE, SUBTASK_ANNOTATION, ModalityConfig
@@ -185,7 +187,7 @@ def _shard_process_main(conn, env: dict, job: dict) -> None:
     # a fork-server child inherits the fork server's environment, which may be older than the caller's
     os.environ.clear()
     os.environ.update(env)
-    os.environ.setdefault("MUJOCO_GL", "egl")  # before groot_kit.sim imports mujoco
+    configure_rendering()  # the cleared environment gets the kit's rendering defaults back
     try:
         msg = ("ok", _record_shard(**job))
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises

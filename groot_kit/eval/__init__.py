@@ -6,9 +6,17 @@
 Closed loop runs `PolicyController` (a chunk executor from groot_kit.runtime.chunking) on the
 observations of `sim_observation`; the seed rule and the seed ranges are in `groot_kit.eval.seeds`.
 """
+from groot_kit.sim.policy_io import flat_env_action, sim_observation
+
 from .closed_loop import evaluate_closed_loop, success_table
-from .controller import PolicyController, flat_env_action, sim_observation
-from .open_loop import dim_names, evaluate_open_loop, open_loop_figure, per_dim_mse_figure, strip_arrays
+from .controller import PolicyController
+from .open_loop import (
+           dim_names,
+           evaluate_open_loop,
+           open_loop_figure,
+           per_dim_mse_figure,
+           strip_arrays,
+)
 from .seeds import finetune_eval_seed, scene_seeds, wilson_interval
 from .video import annotate_frames, write_video
 

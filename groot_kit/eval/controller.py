@@ -3,8 +3,8 @@
     ctl = PolicyController(policy, processor, env, mode="replan", replan_every=8, seed=s)
     action = ctl.act(obs)            # the env's flat action vector for this step
 
-`sim_observation` turns the env's observation dict into GR00T's raw observation (what a real robot
-sends to `groot-kit serve`). `PolicyController` samples a chunk of H actions when the chunk executor
+`groot_kit.sim.policy_io.sim_observation` turns the env's observation dict into GR00T's raw
+observation (what a real robot sends to `groot-kit serve`). `PolicyController` samples a chunk of H actions when the chunk executor
 (`groot_kit.runtime.chunking.ChunkExecutor`) asks for one and returns one action per step:
 "whole" (every action of a chunk), "replan" (the first `replan_every`, then a new chunk) or
 "ensemble" (temporal ensembling of the live chunks). When the policy was co-trained for sub-tasks,
@@ -17,53 +17,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from groot_kit.data.processor import TASK_KEY
 from groot_kit.runtime.chunking import ChunkExecutor
-
-
-def _check_keys(spec, modality, group: str) -> None:
-    have = getattr(spec, group)
-    for k, s in getattr(modality, group).items():
-        if k not in have:
-            raise ValueError(f"the policy's processor uses {group} key '{k}', which embodiment '{spec.name}' does not "
-                             f"have (its keys: {list(have)}); evaluate the embodiment the processor was made for")
-        if have[k].dim != s.dim:
-            raise ValueError(f"{group} key '{k}': the policy's processor has {s.dim} dims, embodiment '{spec.name}' "
-                             f"{have[k].dim}; evaluate the embodiment the processor was made for")
-
-
-def sim_observation(env, obs: dict, modality, instruction: str | None = None, video: bool = True) -> dict[str, Any]:
-    """A GrootSimEnv observation (``{cam: uint8 [h,w,3], "state": [state_dim]}``) -> GR00T's raw
-    observation ``{"video.<cam>", "state.<key>" [d], "annotation.human.task_description"}`` with the
-    keys of `modality` (the policy processor's), cut from the env's state by the env's own key slices.
-    `instruction` replaces the env's instruction (language ablations); `video=False` leaves the images
-    out (the dual-rate demo renders them on the System 2 thread)."""
-    env = env.unwrapped if hasattr(env, "unwrapped") else env
-    spec = env.spec_e
-    raw: dict[str, Any] = {}
-    if video:
-        for cam in modality.video:
-            if cam not in obs:
-                raise ValueError(f"camera '{cam}' is not in the env observation (it has {sorted(k for k in obs if k != 'state')}); "
-                                 f"make the env with render=True and the embodiment the processor was made for")
-            raw[f"video.{cam}"] = obs[cam]
-    st = np.asarray(obs["state"], np.float32)
-    for k in modality.state:
-        ks = spec.state[k]
-        raw[f"state.{k}"] = st[..., ks.start:ks.end]
-    raw[TASK_KEY] = env.instruction if instruction is None else instruction
-    return raw
-
-
-def flat_env_action(decoded: dict[str, np.ndarray], spec, modality) -> np.ndarray:
-    """``{"action.<key>": [B, H, d]}`` (processor.decode_action) -> [B, H, action_dim] in the env's
-    action layout."""
-    first = next(iter(decoded.values()))
-    out = np.zeros((*first.shape[:2], spec.action_dim), np.float32)
-    for k in modality.action:
-        s = spec.action[k]
-        out[..., s.start:s.end] = decoded[f"action.{k}"]
-    return out
+from groot_kit.sim.policy_io import check_keys, flat_env_action, sim_observation
 
 
 class PolicyController:
@@ -87,8 +42,8 @@ class PolicyController:
         if sp.action_dim != processor.modality.action_dim:
             raise ValueError(f"policy processor '{processor.embodiment}' has {processor.modality.action_dim} action "
                              f"dims but the env's {sp.name} has {sp.action_dim}; use the matching embodiment")
-        _check_keys(sp, processor.modality, "state")
-        _check_keys(sp, processor.modality, "action")
+        check_keys(sp, processor.modality, "state")
+        check_keys(sp, processor.modality, "action")
         self.executor = ChunkExecutor(mode, H, None if mode == "whole" else replan_every, ensemble_decay)
         self.replan_every = self.executor.replan_every
         self.num_steps, self.instruction = num_steps, instruction

@@ -42,8 +42,8 @@ def evaluate_open_loop(policy, dataset, episodes: list[int] | None = None, max_e
     The noise of query q of episode e comes from ``torch.Generator().manual_seed(seed + 1000*e + q)``.
     """
     from groot_kit.data import GrootDataset, collate
-    from groot_kit.data.processor import processor_for
     from groot_kit.data.modality import ACTION_FEATURE
+    from groot_kit.data.processor import processor_for
 
     cfg = policy.config
     H = action_horizon or cfg.action_head.action_horizon
@@ -99,8 +99,8 @@ def evaluate_open_loop(policy, dataset, episodes: list[int] | None = None, max_e
 
 def open_loop_figure(result: dict, episode: int = 0, title: str | None = None):
     """Plotly: one row per action dimension, predicted vs ground truth, chunk boundaries dashed."""
-    from plotly.subplots import make_subplots
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
     ep = result["episodes"][episode]
     names, H = result["dim_names"], result["action_horizon"]
     n = len(names)

@@ -110,7 +110,7 @@ class GrootPolicy(nn.Module):
                              f"{ah.max_state_dim} (action_head.max_state_dim); drop state keys or raise the maximum")
         if state.shape[1] != ah.max_state_dim:
             raise InputError(f"batch['state'] has {state.shape[1]} dims; zero-pad it to {ah.max_state_dim} "
-                             "(groot_kit.data.pad does this)")
+                             "(groot_kit.data.GrootProcessor does this)")
         pv = batch["pixel_values"]
         want = (B, None, 3, v.image_size, v.image_size)
         if not torch.is_tensor(pv) or pv.dim() != 5 or pv.shape[0] != B or tuple(pv.shape[2:]) != want[2:]:

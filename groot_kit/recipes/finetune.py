@@ -107,7 +107,7 @@ class FinetuneConfig:
 
     def arm(self):
         """The ArmSpec these fields describe."""
-        from groot_kit.embodiment import ArmSpec
+        from groot_kit.sim.arm_generator import ArmSpec
         if self.arm_spec:
             return F.as_arm_spec(self.arm_spec)
         ll = self.link_lengths or F.default_link_lengths(self.num_joints)

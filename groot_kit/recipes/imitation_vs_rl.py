@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 import torch

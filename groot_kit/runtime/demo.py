@@ -15,24 +15,14 @@ around, the point is the timing, not the task.
 from __future__ import annotations
 
 import os
-import sys
+import time
 
-# MuJoCo picks its GL backend when `mujoco` is first imported; groot_kit.sim sets MUJOCO_GL only
-# after its own `import mujoco`, i.e. too late. So set it here, before anything imports mujoco.
-_GL_WAS_SET = "MUJOCO_GL" in os.environ
-os.environ.setdefault("MUJOCO_GL", "egl")
-if "mujoco" in sys.modules and not _GL_WAS_SET:   # someone imported mujoco first: egl may not be in effect
-    import warnings
-    warnings.warn("mujoco was imported before groot_kit.runtime.demo set MUJOCO_GL=egl; headless rendering may "
-                  "fail. Set MUJOCO_GL=egl in the environment (or import this module first).", RuntimeWarning)
+import numpy as np
+import torch
 
-import time  # noqa: E402
+from groot_kit.constants import TASK_KEY
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from .dual_rate import DualRateRuntime, GrootSystems  # noqa: E402
-from .server import TASK_KEY  # noqa: E402
+from .dual_rate import DualRateRuntime, GrootSystems
 
 
 def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", seconds: float = 5.0,
@@ -50,10 +40,10 @@ def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", sec
     import mujoco
 
     from groot_kit.data.processor import processor_for
-    from groot_kit.eval.controller import flat_env_action, sim_observation
     from groot_kit.model.policy import GrootPolicy
     from groot_kit.sim import make_env
     from groot_kit.sim.env import render_view
+    from groot_kit.sim.policy_io import flat_env_action, sim_observation
     if render_in not in ("system2", "control"):
         raise ValueError("render_in must be 'system2' or 'control'")
     if policy is None:

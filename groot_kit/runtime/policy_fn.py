@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .server import TASK_KEY, ObservationSpec
+from groot_kit.constants import TASK_KEY
+
+from .server import ObservationSpec
 
 log = logging.getLogger("groot_kit.runtime")
 

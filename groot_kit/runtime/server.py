@@ -29,11 +29,12 @@ from typing import Any, Callable
 import numpy as np
 import zmq
 
+from groot_kit.constants import TASK_KEY
+
 from .protocol import DEFAULT_MAX_MESSAGE_BYTES, ProtocolError, encode_modality_config, packb, unpackb
 
 log = logging.getLogger("groot_kit.runtime.server")
 
-TASK_KEY = "annotation.human.task_description"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 

@@ -17,10 +17,11 @@ def _register_gym_ids() -> None:
     """``gymnasium.make("groot_kit/so100-pick_place-v0", image_size=96)`` for the built-in bodies."""
     import gymnasium
 
-    builtin = {"so100": ("pick_place", "reach"), "panda7": ("pick_place", "reach"),
-               "gr1_upper": ("pick_place", "lift_box", "reach"), "custom_arm": ("pick_place", "reach")}
-    for name, tasks in builtin.items():
-        for task in tasks:
+    from groot_kit.embodiment import default_registry
+
+    reg = default_registry()
+    for name in reg.builtin_names():
+        for task in reg.load(name).tasks:
             gid = f"groot_kit/{name}-{task}-v0"
             if gid not in gymnasium.registry:
                 gymnasium.register(id=gid, entry_point="groot_kit.sim.env:GrootSimEnv",

@@ -29,8 +29,6 @@ import numpy as np
 
 from groot_kit.embodiment import EmbodimentError, EmbodimentSpec, load_embodiment
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-
 TASKS = ("pick_place", "reach", "lift_box")
 SUBTASKS = ("reach", "grasp", "lift", "move", "place", "release")
 CUBE_COLORS = {
@@ -132,7 +130,7 @@ class GrootSimEnv(gym.Env):
         except Exception as e:
             msg = " ".join(str(e).split())
             raise EmbodimentError(f"{sp.scene_xml}: MuJoCo could not parse it ({msg}). Fix: repair the MJCF "
-                                  f"(or regenerate it with groot_kit.embodiment)") from None
+                                  f"(or regenerate it with groot_kit.sim.arm_generator)") from None
         G = mujoco.mjtGeom
         lay = self.layout
         if self.task in ("pick_place", "reach"):

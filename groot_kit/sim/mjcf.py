@@ -12,8 +12,10 @@ Conventions shared with :mod:`groot_kit.sim.env` and :mod:`groot_kit.sim.expert`
 * collision bits: robot geoms contype=2 conaffinity=0 (no self-collision), world/objects
   contype=1 conaffinity=3 (collide with everything).
 
-The built-in robots (so100, panda7, gr1_upper, custom_arm) are produced by :func:`builtin_defs`;
-``python -m groot_kit.sim.mjcf`` rewrites their ``embodiments/<name>/`` folders.
+The built-in robots (so100, panda7, gr1_upper, custom_arm) are described by :func:`so100_def`,
+:func:`panda7_def`, :func:`gr1_upper_def` and :func:`custom_arm_def`;
+:mod:`groot_kit.sim.arm_generator` turns them into the ``groot_kit/embodiments/<name>/`` folders
+(``python -m groot_kit.sim.arm_generator --regenerate``).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ DEFAULT_TASK = "reach"   # the tiny base is pretrained on reach with one cube (s
 
 def default_arm_spec():
     """The notebook's default new robot: a 5-DOF arm with its own link lengths (not a built-in)."""
-    from groot_kit.embodiment import ArmSpec
+    from groot_kit.sim.arm_generator import ArmSpec
     return ArmSpec(num_joints=5, link_lengths=[0.12, 0.25, 0.23, 0.09, 0.05], gripper=True, name="my_arm")
 
 
@@ -35,7 +35,8 @@ def default_link_lengths(num_joints: int) -> list[float]:
 
 def as_arm_spec(spec) -> Any:
     """ArmSpec | dict | path to a JSON/YAML file -> ArmSpec (validated by ArmSpec itself)."""
-    from groot_kit.embodiment import ArmSpec, EmbodimentError
+    from groot_kit.embodiment import EmbodimentError
+    from groot_kit.sim.arm_generator import ArmSpec
     if spec is None:
         return default_arm_spec()
     if isinstance(spec, ArmSpec):
@@ -62,7 +63,7 @@ def as_arm_spec(spec) -> Any:
 # --------------------------------------------------------------------------- robot + demos
 def build_arm(spec, out_dir: str | os.PathLike, slot_id: int):
     """Write the robot folder for `spec` (not registered globally: always addressed by path)."""
-    from groot_kit.embodiment import write_custom_arm
+    from groot_kit.sim.arm_generator import write_custom_arm
     return write_custom_arm(as_arm_spec(spec), Path(out_dir), slot_id=slot_id, register=False)
 
 

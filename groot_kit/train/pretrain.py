@@ -63,8 +63,6 @@ import numpy as np
 
 from groot_kit.fileio import files_digest
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-
 DEFAULT_EMBODIMENTS = ("so100", "panda7", "gr1_upper")
 CHECKPOINT_DIR = Path("data_samples/checkpoints/tiny_base")
 RESULTS_FILE = Path("benchmarks/results/pretrain_tiny.json")

@@ -18,12 +18,9 @@ demos concentrate on the states where the policy goes wrong. The result is ordin
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
-
-os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported
 
 from groot_kit.data import from_sim_episode  # noqa: E402
 from groot_kit.sim import make_env, make_expert  # noqa: E402

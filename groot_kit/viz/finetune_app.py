@@ -22,8 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-
 
 def png_bytes(img: np.ndarray, scale: int = 1) -> bytes:
     from PIL import Image
@@ -160,7 +158,7 @@ class FinetuneApp:
         self.links_box.children = rows
 
     def _on_num_joints(self, change) -> None:
-        from groot_kit.embodiment import ArmSpec
+        from groot_kit.sim.arm_generator import ArmSpec
         n = change["new"]
         default = ArmSpec(num_joints=n, link_lengths=[0.1] * n)
         old = [w.value for w in self.link_w]
@@ -170,7 +168,7 @@ class FinetuneApp:
 
     def arm_spec(self):
         """The ArmSpec the widgets describe (raises EmbodimentError with a clear message)."""
-        from groot_kit.embodiment import ArmSpec
+        from groot_kit.sim.arm_generator import ArmSpec
         return ArmSpec(num_joints=self.num_joints.value, link_lengths=[w.value for w in self.link_w],
                        joint_limits=[tuple(w.value) for w in self.limit_w], gripper=bool(self.gripper.value),
                        name=self.arm_name.value.strip() or "my_arm")

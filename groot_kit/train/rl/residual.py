@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 import torch

@@ -1,18 +1,16 @@
 """The RL task (env + dense reward + observation builders) and imitation: expert demos -> flow-matching BC."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 import torch
+from groot_kit.constants import TASK_KEY
 from groot_kit.eval.seeds import TUNING_SEEDS
 
 
-TASK_KEY = "annotation.human.task_description"
 EVAL_SEED_OFFSET = TUNING_SEEDS.start  # evaluation scenes never overlap demo / training seeds
 RL_CONFIG_NAME = "rl_config.json"
 ACTOR_WEIGHTS_NAME = "actor.safetensors"

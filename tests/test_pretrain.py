@@ -5,7 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from groot_kit.train.pretrain import PretrainConfig, _TimeBudget, pretrain_tiny, tiny_pretrain_policy_config
+from groot_kit.recipes.pretrain import PretrainConfig
+from groot_kit.recipes.pretrain import run as pretrain_tiny
+from groot_kit.train.pretrain import tiny_pretrain_policy_config
+from groot_kit.train.trainer import TimeBudget
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,7 +22,7 @@ def test_time_budget_caps_steps():
     class C:
         max_steps = 10_000
     c = C()
-    tb = _TimeBudget(c, minutes=2.0, log=lambda s: None)
+    tb = TimeBudget(c, minutes=2.0, log=lambda s: None)
     tb(10, {})
     assert c.max_steps == 10_000  # too early to measure
     tb.t0 -= 60.0                  # pretend 60 steps took 60 s: 1 s/step -> 120 steps fit in 2 minutes

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from groot_kit.train.pretrain import PretrainConfig, pretrain_tiny
+from groot_kit.recipes.pretrain import PretrainConfig
+from groot_kit.recipes.pretrain import run as pretrain_tiny
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = REPO / "data_samples/checkpoints/tiny_base"

@@ -8,7 +8,7 @@
     cfg = config_from_args(MyConfig, p.parse_args())
 
 `--help` shows every default. Types: int, float, str, bool (`--x / --no-x`), `X | None` (the word
-`none` gives None), lists (comma-separated), and nested dataclasses (flags prefixed by the field
+`none` gives None), lists and tuples (comma-separated), dicts (`k=v,k=v`), and nested dataclasses (flags prefixed by the field
 name, e.g. `--task-embodiment`, unless the field's metadata says flatten=True).
 """
 from __future__ import annotations
@@ -50,8 +50,20 @@ def _unwrap_optional(tp) -> tuple[Any, bool]:
 
 def _parser_for(tp, optional: bool, name: str):
     origin = typing.get_origin(tp)
+    if tp is dict or origin is dict:
+        val = (typing.get_args(tp) or (str, float))[1]
+        val = val if val in (int, float, str) else float
+
+        def parse_dict(s: str):
+            if optional and s.lower() == "none":
+                return None
+            try:
+                return {k.strip(): val(v) for k, v in (kv.split("=", 1) for kv in s.split(",") if kv.strip())}
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"--{name}: {s!r}: write NAME=VALUE[,NAME=VALUE...]") from None
+        return parse_dict
     if origin in (list, tuple):
-        (item,) = typing.get_args(tp)[:1] or (str,)
+        (item,) = typing.get_args(tp)[:1] or (str,)   # tuple[str, ...] too
         item = item if item in (int, float, str) else str
 
         def parse_list(s: str):
@@ -94,14 +106,18 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, prefix: str = "",
             add_config_arguments(parser, tp, prefix=inner, group_title=f"{f.name} ({tp.__name__})",
                                  skip=tuple(f.metadata.get("skip", ())), defaults=default)
             continue
-        shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        if isinstance(default, dict):
+            shown = ",".join(f"{k}={v}" for k, v in default.items()) or "{}"
+        else:
+            shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
         help_ = f"{help_} (default: {shown})" if help_ else f"(default: {shown})"
         if tp is bool:
             group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=default,
                                help=help_.replace("%", "%%"))
         else:
             group.add_argument(flag, dest=dest, type=_parser_for(tp, optional, f.name), default=default,
-                               metavar=tp.__name__.upper() if isinstance(tp, type) else "LIST",
+                               metavar=("K=V,..." if tp is dict or typing.get_origin(tp) is dict else
+                                        tp.__name__.upper() if isinstance(tp, type) else "A,B,..."),
                                help=help_.replace("%", "%%"))
 
 

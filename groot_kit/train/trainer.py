@@ -64,10 +64,13 @@ class TrainConfig:
     cache_samples: bool = True        # keep decoded samples in RAM (small datasets, many epochs)
     image_shift: int = 0              # train-time random image shift in px (DrQ-style; 0 = off)
     color_jitter: float = 0.0         # train-time brightness/contrast jitter strength (0 = off)
+    time_budget_minutes: float = 0.0  # > 0: fit training into this wall time (max_steps = the first guess)
 
     def __post_init__(self) -> None:
         if self.max_steps < 1:
             raise ValueError("TrainConfig.max_steps must be >= 1")
+        if self.time_budget_minutes < 0:
+            raise ValueError("TrainConfig.time_budget_minutes must be >= 0 (0 = run exactly max_steps)")
         if self.batch_size < 1:
             raise ValueError("TrainConfig.batch_size must be >= 1")
         if not 0 <= self.warmup_ratio < 1:
@@ -214,6 +217,33 @@ def validate_checkpoint(ck: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------ trainer
+class TimeBudget:
+    """Fits training into `minutes` of wall time: at each logged row it sets cfg.max_steps = step +
+    (time left) x (measured steps/s), until `freeze_after` of the budget has passed, then freezes it.
+    The loop re-reads cfg.max_steps each step and the cosine schedule follows it. The first steps
+    decode videos and run slower; later rows correct the estimate. A resumed run gets a fresh budget."""
+
+    def __init__(self, cfg, minutes: float, log=print, freeze_after: float = 0.6, min_steps: int = 60):
+        self.cfg, self.budget, self.log, self.freeze_after = cfg, minutes * 60, log, freeze_after
+        self.min_steps, self.step0 = min_steps, 0
+        self.t0, self.done = time.perf_counter(), False
+
+    def start(self, step: int = 0) -> None:
+        self.t0, self.step0 = time.perf_counter(), step
+
+    def __call__(self, step: int, row: dict) -> None:
+        ran = step - self.step0
+        if self.done or ran < self.min_steps:
+            return
+        elapsed = time.perf_counter() - self.t0
+        rate = float(row.get("steps_per_s") or ran / max(elapsed, 1e-9))
+        self.cfg.max_steps = max(step + 1, int(step + max(0.0, self.budget - elapsed) * rate))
+        if elapsed > self.freeze_after * self.budget:
+            self.done = True
+            self.log(f"  time budget {self.budget / 60:.0f} min at {1 / max(rate, 1e-9):.3f} s/step: "
+                     f"max_steps fixed at {self.cfg.max_steps}")
+
+
 class Trainer:
     """Trains a GrootPolicy on a GrootDataset / MixtureDataset (anything yielding model batches)."""
 
@@ -230,6 +260,7 @@ class Trainer:
         self.policy = policy
         self.dataset = CachedDataset(dataset) if cfg.cache_samples else dataset
         self.callbacks = list(callbacks or [])
+        self.budget = TimeBudget(cfg, cfg.time_budget_minutes) if cfg.time_budget_minutes > 0 else None
         self.output_dir = Path(cfg.output_dir)
         self.step = 0
         self.history: list[dict] = []
@@ -271,7 +302,7 @@ class Trainer:
 
     # settings that may change between a run and its resumption (the time budget moves max_steps)
     _RESUME_FREE = ("output_dir", "max_steps", "resume", "progress", "save_every", "keep_last", "log_every",
-                    "num_workers", "cache_samples")
+                    "num_workers", "cache_samples", "time_budget_minutes")
 
     def _run_fingerprint(self) -> dict:
         """What a checkpoint must share with this run to be resumed by it: the training settings, the
@@ -338,6 +369,8 @@ class Trainer:
                                              # global RNG, or a resumed run would draw different noise
                                              generator=torch.Generator().manual_seed(cfg.seed))
         tb = self._tensorboard()
+        if self.budget is not None:
+            self.budget.start(self.step)
         bar = None
         if cfg.progress and self.is_main:
             from tqdm.auto import tqdm
@@ -393,6 +426,8 @@ class Trainer:
             for k, v in row.items():
                 if k != "step":
                     tb.add_scalar(k, v, row["step"])
+        if self.budget is not None:
+            self.budget(row["step"], row)
         for cb in self.callbacks:
             cb(row["step"], row)
 

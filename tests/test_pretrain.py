@@ -8,7 +8,7 @@ import pytest
 from groot_kit.recipes.pretrain import PretrainConfig
 from groot_kit.recipes.pretrain import run as pretrain_tiny
 from groot_kit.train.pretrain import tiny_pretrain_policy_config
-from groot_kit.train.trainer import TimeBudget
+from groot_kit.train.time_budget import TimeBudget
 
 REPO = Path(__file__).resolve().parents[1]
 

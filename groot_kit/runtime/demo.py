@@ -25,6 +25,74 @@ from groot_kit.constants import TASK_KEY
 from .dual_rate import DualRateRuntime, GrootSystems
 
 
+class _SimBridge:
+    """The simulator side of the demo. The control tick turns the env state into an observation (a
+    qpos/mocap snapshot for System 2 to render in its own thread, or the images rendered in the tick
+    when render_in="control") and a normalised action into an env step; System 2 renders the snapshot
+    with its own MjData and GL context (closed by `teardown` in that thread)."""
+
+    def __init__(self, env, processor, systems, image_size: int, render_in: str, render_every: int):
+        self.env, self.proc, self.systems, self.S = env, processor, systems, image_size
+        self.render_in, self.render_every = render_in, render_every
+        self.cams = list(processor.modality.video)
+        self.frames: dict = {}
+        self.frame_ms: list[float] = []
+        self.tick, self.episodes, self.successes = 0, 1, 0
+        self.instruction = ""
+        self._s2: dict = {}         # System 2 thread's own MjData + renderers
+
+    def observation(self, flat_state: np.ndarray) -> dict:
+        from groot_kit.sim.policy_io import sim_observation
+        obs = sim_observation(self.env, {"state": flat_state[None]}, self.proc.modality, self.instruction, video=False)
+        obs[TASK_KEY] = [obs[TASK_KEY]]
+        if self.render_in == "control":
+            if self.tick % self.render_every == 0 or not self.frames:
+                t0 = time.perf_counter()
+                self.frames = {c: self.env.render_camera(c, self.S) for c in self.cams}
+                self.frame_ms.append((time.perf_counter() - t0) * 1e3)
+            obs.update({f"video.{c}": f[None] for c, f in self.frames.items()})
+        else:
+            d = self.env.data
+            obs["_sim"] = (d.qpos.copy(), d.mocap_pos.copy(), d.mocap_quat.copy())
+        return obs
+
+    def system2(self, obs: dict):
+        """Runs in the System 2 thread: render the control tick's snapshot there, then encode."""
+        if "_sim" in obs:
+            import mujoco
+
+            from groot_kit.sim.env import render_view
+            env = self.env
+            if not self._s2:
+                self._s2["data"], self._s2["renderers"] = mujoco.MjData(env.model), {}
+            d = self._s2["data"]
+            t0 = time.perf_counter()
+            d.qpos[:], d.mocap_pos[:], d.mocap_quat[:] = obs["_sim"]
+            mujoco.mj_forward(env.model, d)
+            frames = {f"video.{c}": render_view(self._s2["renderers"], env.model, d, env.cam_ids[c], self.S)[None]
+                      for c in self.cams}
+            self.frame_ms.append((time.perf_counter() - t0) * 1e3)
+            obs = {**{k: v for k, v in obs.items() if k != "_sim"}, **frames}
+        return self.systems.system2(obs)
+
+    def teardown(self) -> None:
+        """Runs in the System 2 thread as it exits: its GL context is current there."""
+        for r in self._s2.pop("renderers", {}).values():
+            r.close()
+
+    def step(self, a_norm: np.ndarray) -> dict:
+        from groot_kit.sim.policy_io import flat_env_action
+        a = flat_env_action(self.proc.decode_action(torch.as_tensor(a_norm)[None, None]), self.env.spec_e,
+                            self.proc.modality)[0, 0]
+        raw, _, term, trunc, info = self.env.step(a)
+        self.tick += 1
+        if term or trunc:
+            self.successes += int(info["success"])
+            raw, info = self.env.reset()
+            self.instruction, self.episodes = info["instruction"], self.episodes + 1
+        return self.observation(raw["state"])
+
+
 def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", seconds: float = 5.0,
                     mode: str = "ensemble", replan_every: int | None = 4, system2_hz: float = 10.0,
                     checkpoint: str | None = None, policy=None, seed: int = 0, realtime: bool = True,
@@ -37,13 +105,9 @@ def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", sec
     then encodes. render_in="control": the control tick renders at the System 2 rate (the old
     behaviour; a few ms every `control_hz / system2_hz` ticks).
     """
-    import mujoco
-
     from groot_kit.data.processor import processor_for
     from groot_kit.model.policy import GrootPolicy
     from groot_kit.sim import make_env
-    from groot_kit.sim.env import render_view
-    from groot_kit.sim.policy_io import flat_env_action, sim_observation
     if render_in not in ("system2", "control"):
         raise ValueError("render_in must be 'system2' or 'control'")
     if policy is None:
@@ -52,73 +116,27 @@ def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", sec
     policy.eval()
     S = policy.config.vlm.vision.image_size
     env = make_env(embodiment, task, image_size=S, seed=seed, render=False)
-    s2_render: dict = {}          # System 2 thread's own renderer + MjData (GL context of that thread)
     try:
         spec = env.spec_e
         proc = processor_for(policy, spec)     # the checkpoint's own stats; joint limits for a random policy
         systems = GrootSystems(policy, proc, num_steps=num_steps)
-        cams = list(proc.modality.video)
         hz = float(spec.control_hz)
         render_every = max(1, int(round(hz / system2_hz)))
+        sim = _SimBridge(env, proc, systems, S, render_in, render_every)
         raw, info = env.reset(seed=seed)
-        frame_ms: list[float] = []
-        cur = {"frames": {}, "instruction": info["instruction"], "tick": 0, "episodes": 1, "success": 0}
-
-        def make_obs(flat_state: np.ndarray) -> dict:
-            obs = sim_observation(env, {"state": flat_state[None]}, proc.modality, cur["instruction"], video=False)
-            obs[TASK_KEY] = [obs[TASK_KEY]]
-            if render_in == "control":
-                if cur["tick"] % render_every == 0 or not cur["frames"]:
-                    t0 = time.perf_counter()
-                    cur["frames"] = {c: env.render_camera(c, S) for c in cams}
-                    frame_ms.append((time.perf_counter() - t0) * 1e3)
-                obs.update({f"video.{c}": f[None] for c, f in cur["frames"].items()})
-            else:
-                d = env.data
-                obs["_sim"] = (d.qpos.copy(), d.mocap_pos.copy(), d.mocap_quat.copy())
-            return obs
-
-        def system2(obs: dict):
-            if "_sim" in obs:          # render here, in the System 2 thread, from the control tick's snapshot
-                if not s2_render:
-                    s2_render["data"], s2_render["renderers"] = mujoco.MjData(env.model), {}
-                d = s2_render["data"]
-                t0 = time.perf_counter()
-                d.qpos[:], d.mocap_pos[:], d.mocap_quat[:] = obs["_sim"]
-                mujoco.mj_forward(env.model, d)
-                frames = {}
-                for c in cams:
-                    frames[f"video.{c}"] = render_view(s2_render["renderers"], env.model, d, env.cam_ids[c], S)[None]
-                frame_ms.append((time.perf_counter() - t0) * 1e3)
-                obs = {**{k: v for k, v in obs.items() if k != "_sim"}, **frames}
-            return systems.system2(obs)
-
-        def system2_teardown():      # runs in the System 2 thread: its GL context is current there
-            for r in s2_render.pop("renderers", {}).values():
-                r.close()
-
-        def env_step(a_norm: np.ndarray) -> dict:
-            a = flat_env_action(proc.decode_action(torch.as_tensor(a_norm)[None, None]), spec, proc.modality)[0, 0]
-            raw, _, term, trunc, info = env.step(a)
-            cur["tick"] += 1
-            if term or trunc:
-                cur["success"] += int(info["success"])
-                raw, info = env.reset()
-                cur["instruction"], cur["episodes"] = info["instruction"], cur["episodes"] + 1
-            return make_obs(raw["state"])
-
-        rt = DualRateRuntime(system2, systems.system1, control_hz=hz, system2_hz=system2_hz, mode=mode,
+        sim.instruction = info["instruction"]
+        rt = DualRateRuntime(sim.system2, systems.system1, control_hz=hz, system2_hz=system2_hz, mode=mode,
                              horizon=policy.config.action_head.action_horizon, replan_every=replan_every,
                              ensemble_decay=ensemble_decay, lookahead=lookahead, torch_threads=torch_threads,
-                             system2_teardown=system2_teardown)
-        first = make_obs(raw["state"])
+                             system2_teardown=sim.teardown)
         n = int(round(seconds * hz))
         t0 = time.perf_counter()
-        stats = rt.run(env_step, first, num_steps=n, realtime=realtime, publish_every=render_every)
-        wall = time.perf_counter() - t0
+        stats = rt.run(sim.step, sim.observation(raw["state"]), num_steps=n, realtime=realtime,
+                       publish_every=render_every)
         stats.update(embodiment=spec.name, task=task, control_hz=hz, system2_hz_target=system2_hz, ticks=n,
-                     wall_s=wall, sim_s=n / hz, realtime=realtime, episodes=cur["episodes"],
-                     successes=cur["success"], render_p50_ms=float(np.median(frame_ms)) if frame_ms else None,
+                     wall_s=time.perf_counter() - t0, sim_s=n / hz, realtime=realtime, episodes=sim.episodes,
+                     successes=sim.successes,
+                     render_p50_ms=float(np.median(sim.frame_ms)) if sim.frame_ms else None,
                      render_in=render_in, policy=checkpoint or "tiny (random init)", threads_alive_after=rt.alive,
                      mujoco_gl=os.environ.get("MUJOCO_GL"))
         return stats

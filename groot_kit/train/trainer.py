@@ -32,6 +32,7 @@ from torch import nn
 from groot_kit.fileio import atomic_directory
 from groot_kit.model.policy import CheckpointError, GrootPolicy
 from groot_kit.train.augment import augment_images
+from groot_kit.train.time_budget import TimeBudget
 
 CHECKPOINT_DIR = "checkpoints"
 METRICS_FILE = "metrics.jsonl"
@@ -217,33 +218,6 @@ def validate_checkpoint(ck: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------ trainer
-class TimeBudget:
-    """Fits training into `minutes` of wall time: at each logged row it sets cfg.max_steps = step +
-    (time left) x (measured steps/s), until `freeze_after` of the budget has passed, then freezes it.
-    The loop re-reads cfg.max_steps each step and the cosine schedule follows it. The first steps
-    decode videos and run slower; later rows correct the estimate. A resumed run gets a fresh budget."""
-
-    def __init__(self, cfg, minutes: float, log=print, freeze_after: float = 0.6, min_steps: int = 60):
-        self.cfg, self.budget, self.log, self.freeze_after = cfg, minutes * 60, log, freeze_after
-        self.min_steps, self.step0 = min_steps, 0
-        self.t0, self.done = time.perf_counter(), False
-
-    def start(self, step: int = 0) -> None:
-        self.t0, self.step0 = time.perf_counter(), step
-
-    def __call__(self, step: int, row: dict) -> None:
-        ran = step - self.step0
-        if self.done or ran < self.min_steps:
-            return
-        elapsed = time.perf_counter() - self.t0
-        rate = float(row.get("steps_per_s") or ran / max(elapsed, 1e-9))
-        self.cfg.max_steps = max(step + 1, int(step + max(0.0, self.budget - elapsed) * rate))
-        if elapsed > self.freeze_after * self.budget:
-            self.done = True
-            self.log(f"  time budget {self.budget / 60:.0f} min at {1 / max(rate, 1e-9):.3f} s/step: "
-                     f"max_steps fixed at {self.cfg.max_steps}")
-
-
 class Trainer:
     """Trains a GrootPolicy on a GrootDataset / MixtureDataset (anything yielding model batches)."""
 
@@ -318,7 +292,10 @@ class Trainer:
         if ck is None:
             return 0
         validate_checkpoint(ck)
-        from groot_kit.model.policy import load_safetensors_checked, load_state_dict_checked
+        from groot_kit.model.policy import (
+            load_safetensors_checked,
+            load_state_dict_checked,
+        )
         state = json.loads((ck / "trainer_state.json").read_text())
         saved, now = state.get("run"), self._run_fingerprint()
         if saved is not None and saved != now:  # older checkpoints carry no fingerprint: trusted

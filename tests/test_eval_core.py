@@ -119,3 +119,35 @@ def test_failed_eval_leaves_no_empty_output_folder(tmp_path):
         run_eval(args)
     assert not out.exists()
     assert p.parse_args(["--checkpoint", "x"]).num_cubes == 1      # the base and finetune use one cube
+
+
+@pytest.mark.parametrize("task", ["reach", "pick_place"])
+def test_set_target_repoints_success_and_the_expert_follows(task):
+    from groot_kit.eval.language import _probe, swap_target
+    from groot_kit.sim import make_expert
+    from groot_kit.sim.rollout import rollout
+    env = make_env("so100", task, image_size=32, seed=11, num_cubes=3, render=False)
+    try:
+        _, info = env.reset(seed=11)
+        first = (env.target["cube"], env.instruction)
+        swap_target(env)
+        assert env.target["cube"] != first[0] and env.instruction != first[1]
+        assert env.scene["cube_colors"][int(env.target["cube"][4:])] in env.instruction
+        ep = rollout(env, make_expert(env), start_obs=env._obs(), seed=11)
+        p = _probe(env)
+        assert ep.success and p["chosen"] == p["named"] == int(env.target["cube"][4:])
+        with pytest.raises(ValueError, match="out of range"):
+            env.set_target(7)
+    finally:
+        env.close()
+
+
+def test_language_ablation_reports_three_conditions_and_confusion(so100_policy):
+    from groot_kit.eval import language_ablation
+    res = language_ablation(so100_policy, "so100", "reach", n_episodes=2, seed=100_000, num_cubes=3, max_steps=6)
+    assert set(res["conditions"]) == {"as_given", "swapped", "blank"} and res["chance"] == pytest.approx(1 / 3)
+    for name, c in res["conditions"].items():
+        assert c["n"] == 2 and 0 <= c["named_cube"] <= 2
+        assert sum(sum(r.values()) for r in res["confusion"][name].values()) == 2
+    with pytest.raises(ValueError, match="num_cubes >= 2"):
+        language_ablation(so100_policy, "so100", num_cubes=1)

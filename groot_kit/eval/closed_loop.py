@@ -25,6 +25,8 @@ from .video import annotate_frames, write_video
 def evaluate_closed_loop(policy, embodiment, task: str = "reach", n_episodes: int = 10, seed: int = 100_000, *,
                          mode: str = "replan", replan_every: int = 8, num_cubes: int | None = None,
                          env_kwargs: dict | None = None, instruction: str | Callable[[Any], str] | None = None,
+                         on_episode_start: Callable[[Any], None] | None = None,
+                         probe: Callable[[Any], dict] | None = None,
                          processor=None, num_steps: int | None = None, max_steps: int | None = None,
                          image_size: int | None = None, video_dir: str | Path | None = None,
                          keep_frames: bool = False, video_episodes: int | None = None,
@@ -36,7 +38,9 @@ def evaluate_closed_loop(policy, embodiment, task: str = "reach", n_episodes: in
 
     mode / replan_every: chunk execution (see groot_kit.runtime.chunking). instruction: a fixed
     string or ``fn(env) -> str`` replacing the scene's instruction (language ablations; success is
-    still the scene's own target unless the env is told otherwise). Videos: `video_dir` writes an
+    still the scene's own target unless `on_episode_start` re-points it with ``env.set_target``).
+    probe: ``fn(env) -> dict`` at the end of each episode, stored in the row as "probe" (e.g. which
+    cube the robot went for). Videos: `video_dir` writes an
     annotated mp4 per recorded episode, `keep_frames` keeps the annotated frames (uint8 [T,h,w,3])
     in each episode row; `video_episodes` limits recording to the first k episodes (default: all
     when recording); `video_size` renders the first camera at that size instead of the policy's
@@ -70,12 +74,14 @@ def evaluate_closed_loop(policy, embodiment, task: str = "reach", n_episodes: in
     try:
         for i, s in enumerate(it):
             ctl = PolicyController(policy, processor, env, mode=mode, replan_every=replan_every, seed=s,
-                                   num_steps=num_steps, instruction=instruction)
+                                   num_steps=num_steps, instruction=instruction, on_episode_start=on_episode_start)
             ep, frames = _run_episode(env, ctl, s, max_steps, i < n_rec, video_size)
             row = {"seed": s, "success": bool(ep.success), "steps": len(ep), "instruction": ep.instruction,
                    "subtasks": [sub for _, sub in ctl.query_subtasks], "queries": ctl.queries}
             if instruction is not None:
                 row["given_instruction"] = ctl.given_instruction
+            if probe is not None:
+                row["probe"] = probe(env)
             if frames is not None:
                 videos.append(frames)
                 if video_dir is not None:

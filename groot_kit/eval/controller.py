@@ -28,11 +28,14 @@ class PolicyController:
     seed: the flow-noise generator's seed (the seed rule in groot_kit.eval.seeds uses the scene seed).
     instruction: a string, or ``fn(env) -> str`` called once per episode, that replaces the env's
     instruction at every query (language ablations); `.given_instruction` is the one in use.
+    on_episode_start: ``fn(env)`` before the first query of each episode, e.g. to re-point the
+    scene's target (``env.set_target``) so that success is measured against another instruction.
     """
 
     def __init__(self, policy, processor, env, mode: str = "replan", replan_every: int | None = 8, seed: int = 0,
                  predict_subtasks: bool | None = None, num_steps: int | None = None, ensemble_decay: float = 0.1,
-                 instruction: str | Callable[[Any], str] | None = None):
+                 instruction: str | Callable[[Any], str] | None = None,
+                 on_episode_start: Callable[[Any], None] | None = None):
         self.policy, self.processor = policy, processor
         self.env = env.unwrapped if hasattr(env, "unwrapped") else env
         H = policy.config.action_head.action_horizon
@@ -46,7 +49,7 @@ class PolicyController:
         check_keys(sp, processor.modality, "action")
         self.executor = ChunkExecutor(mode, H, None if mode == "whole" else replan_every, ensemble_decay)
         self.replan_every = self.executor.replan_every
-        self.num_steps, self.instruction = num_steps, instruction
+        self.num_steps, self.instruction, self.on_episode_start = num_steps, instruction, on_episode_start
         self.predict_subtasks = (policy.config.subtask_loss_weight > 0) if predict_subtasks is None else predict_subtasks
         self.gen = torch.Generator(device=policy.device).manual_seed(seed)
         self.queries = 0
@@ -76,6 +79,8 @@ class PolicyController:
     def act(self, obs: dict) -> np.ndarray:
         if self.env.t == 0 and self._last_t is not None and self._last_t > 0:
             self.reset()  # a new episode started: drop the previous episode's chunks
+        if self._last_t is None and self.on_episode_start is not None:
+            self.on_episode_start(self.env)
         if self.executor.needs_chunk():
             chunk, batch = self.predict_chunk(obs)
             self.executor.add_chunk(chunk)

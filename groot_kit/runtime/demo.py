@@ -61,7 +61,7 @@ class _SimBridge:
         if "_sim" in obs:
             import mujoco
 
-            from groot_kit.sim.env import render_view
+            from groot_kit.sim.render import render_view
             env = self.env
             if not self._s2:
                 self._s2["data"], self._s2["renderers"] = mujoco.MjData(env.model), {}

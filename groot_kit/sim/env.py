@@ -20,7 +20,6 @@ experts report their own), ``success``, ``task``, ``embodiment``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -28,6 +27,7 @@ import mujoco
 import numpy as np
 
 from groot_kit.embodiment import EmbodimentError, EmbodimentSpec, load_embodiment
+from groot_kit.sim.render import render_view
 
 TASKS = ("pick_place", "reach", "lift_box")
 SUBTASKS = ("reach", "grasp", "lift", "move", "place", "release")
@@ -202,7 +202,6 @@ class GrootSimEnv(gym.Env):
         mujoco.mj_resetData(m, d)
         for k, v in self._nominal.items():
             getattr(m, k)[:] = v
-        sp, lay = self.spec_e, self.layout
         self._reset_arms(rng)
         R = self.randomize
         if R:  # lighting, camera jitter, table colour
@@ -273,7 +272,8 @@ class GrootSimEnv(gym.Env):
             self._set_free(f"cube{i}", [p[0], p[1], c + 0.0005], yaw)
             m.geom_rgba[self._id("geom", f"cube{i}_geom"), :3] = self._jitter(CUBE_COLORS[cols[i]], rng)
         ti = int(rng.integers(self.num_cubes))
-        self.target = {"cube": f"cube{ti}", "cube_color": str(cols[ti]), "cube_half": c}
+        self.scene = {"cube_colors": [str(x) for x in cols], "cube_xy": [p.copy() for p in pts], "cube_half": c}
+        bi = None
         if self.task == "pick_place":
             slots = np.array(lay["bin_slots"], float)
             if self.randomize:
@@ -287,18 +287,32 @@ class GrootSimEnv(gym.Env):
                 for g in range(m.ngeom):
                     if m.geom_bodyid[g] == bid:
                         m.geom_rgba[g, :3] = rgb
+            self.scene.update(bin_colors=[str(x) for x in bcols], bin_slots=slots.copy())
             bi = int(rng.integers(2))
-            self.target.update(bin=f"bin{bi}", bin_color=str(bcols[bi]), bin_pos=np.array([slots[bi][0], slots[bi][1], 0.0]))
-            self.instruction = f"pick up the {cols[ti]} cube and place it in the {bcols[bi]} bin"
-            by = slots[bi][1]
+        self.set_target(ti, bi)
+
+    def set_target(self, cube: int, bin: int | None = None) -> str:
+        """Make cube `cube` (and, for pick_place, bin `bin`) of the current scene the target: the
+        instruction, the success check and the sub-task labels follow. Returns the instruction. Reset
+        picks them at random; a language ablation re-points them mid-scene."""
+        sc = self.scene
+        if not 0 <= cube < len(sc["cube_colors"]):
+            raise ValueError(f"cube index {cube} out of range: this scene has {len(sc['cube_colors'])} cubes")
+        col = sc["cube_colors"][cube]
+        self.target = {"cube": f"cube{cube}", "cube_color": col, "cube_half": sc["cube_half"]}
+        if self.task == "pick_place":
+            if bin not in (0, 1):
+                raise ValueError(f"bin index {bin!r}: pick_place needs 0 or 1")
+            xy = sc["bin_slots"][bin]
+            self.target.update(bin=f"bin{bin}", bin_color=sc["bin_colors"][bin], bin_pos=np.array([xy[0], xy[1], 0.0]))
+            self.instruction = f"pick up the {col} cube and place it in the {sc['bin_colors'][bin]} bin"
+            by = xy[1]
         else:
-            self.instruction = f"move the gripper above the {cols[ti]} cube"
-            by = pts[ti][1]
-        arms = list(self.arms)
-        if len(arms) > 1:  # bimanual: the arm on the side of the bin (or the cube)
-            self.target["arm"] = "left" if by > 0 else "right"
-        else:
-            self.target["arm"] = arms[0]
+            self.instruction = f"move the gripper above the {col} cube"
+            by = sc["cube_xy"][cube][1]
+        arms = list(self.arms)  # bimanual: the arm on the side of the bin (or the cube)
+        self.target["arm"] = ("left" if by > 0 else "right") if len(arms) > 1 else arms[0]
+        return self.instruction
 
     def _reset_box(self, rng) -> None:
         lay = self.layout
@@ -359,7 +373,6 @@ class GrootSimEnv(gym.Env):
 
     # ----------------------------------------------------------------------------- task logic
     def _check_success(self) -> bool:
-        d = self.data
         if self.task == "pick_place":
             cp = self.body_pos(self.target["cube"])
             bp = self.target["bin_pos"]
@@ -438,28 +451,6 @@ class GrootSimEnv(gym.Env):
         for r in self._renderers.values():
             r.close()
         self._renderers.clear()
-
-
-def render_view(renderers: dict, model, data, cam_ids: list[int], size: int) -> np.ndarray:
-    """Render cameras ``cam_ids`` into one (size, size, 3) uint8 image, tiled left to right (each a
-    size-high, ~size/n-wide strip with its own narrower field of view). ``renderers`` caches one
-    mujoco.Renderer per strip shape; the caller closes them."""
-    n = len(cam_ids)
-    widths = [size // n + (1 if i < size % n else 0) for i in range(n)]
-    strips = []
-    for cid, w in zip(cam_ids, widths):
-        if (size, w) not in renderers:
-            try:
-                renderers[(size, w)] = mujoco.Renderer(model, size, w)
-            except Exception as e:
-                raise RuntimeError(
-                    f"MuJoCo could not create an offscreen renderer with MUJOCO_GL={os.environ.get('MUJOCO_GL')!r} "
-                    f"({e}). Fix: install Mesa EGL (see scripts/install_system_deps.sh) or set MUJOCO_GL=osmesa "
-                    f"before importing mujoco; or pass render=False for state-only runs") from None
-        r = renderers[(size, w)]
-        r.update_scene(data, camera=cid)
-        strips.append(r.render())
-    return strips[0] if n == 1 else np.concatenate(strips, axis=1)
 
 
 def make_env(embodiment, task: str = "pick_place", image_size: int = 96, seed: int | None = None,

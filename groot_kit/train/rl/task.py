@@ -210,6 +210,7 @@ def make_processor(cfg: RLTaskConfig, demos: list[Demo], policy_config=None):
     come from the demos (what a dataset's stats would give)."""
     from groot_kit.config import get_preset
     from groot_kit.data import GrootProcessor, ModalityConfig, NormalizationStats
+    from groot_kit.data.sim_data import norm_modes_for
     from groot_kit.embodiment import load_embodiment
     pc = policy_config or get_preset("tiny")
     sp = load_embodiment(cfg.embodiment)
@@ -221,7 +222,7 @@ def make_processor(cfg: RLTaskConfig, demos: list[Demo], policy_config=None):
     states = np.concatenate([np.stack([np.concatenate([o[f"state.{k}"] for k in sdims]) for o in d.observations])
                              for d in demos])
     actions = np.concatenate([d.actions for d in demos])
-    modes = {f"action.{k}": ("binary" if v.normalization == "binary" else "min_max") for k, v in sp.action.items()}
+    modes = norm_modes_for(sp)   # embodiment.yaml's modes, as for every dataset of this robot
     stats = NormalizationStats.from_arrays(states, actions, mod, modes=modes)
     return GrootProcessor.for_policy(pc, mod, stats, sp.slot_id, f"{cfg.embodiment}_{cfg.task}_rl")
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from groot_kit.runtime.chunking import ChunkExecutor, compare_modes, discontinuity
+from groot_kit.chunking import ChunkExecutor, compare_modes, discontinuity
 from groot_kit.runtime.dual_rate import DualRateRuntime, GrootSystems, LatestSlot
 
 WORKERS = ("groot-system2", "groot-system1")

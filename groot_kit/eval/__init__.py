@@ -3,7 +3,7 @@
     evaluate_closed_loop(policy, "so100", task="reach", n_episodes=50, seed=300_000)   # MuJoCo success
     evaluate_open_loop(policy, "data_samples/panda7_expert")                           # GR00T's open-loop MSE
 
-Closed loop runs `PolicyController` (a chunk executor from groot_kit.runtime.chunking) on the
+Closed loop runs `PolicyController` (a chunk executor from groot_kit.chunking) on the
 observations of `sim_observation`; the seed rule and the seed ranges are in `groot_kit.eval.seeds`.
 """
 from groot_kit.sim.policy_io import flat_env_action, sim_observation

@@ -36,7 +36,7 @@ def evaluate_closed_loop(policy, embodiment, task: str = "reach", n_episodes: in
     """Closed-loop success of `policy` on `embodiment` (name, folder or EmbodimentSpec) over
     `n_episodes` scenes from `seed`.
 
-    mode / replan_every: chunk execution (see groot_kit.runtime.chunking). instruction: a fixed
+    mode / replan_every: chunk execution (see groot_kit.chunking). instruction: a fixed
     string or ``fn(env) -> str`` replacing the scene's instruction (language ablations; success is
     still the scene's own target unless `on_episode_start` re-points it with ``env.set_target``).
     probe: ``fn(env) -> dict`` at the end of each episode, stored in the row as "probe" (e.g. which

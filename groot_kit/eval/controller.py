@@ -5,7 +5,7 @@
 
 `groot_kit.sim.policy_io.sim_observation` turns the env's observation dict into GR00T's raw
 observation (what a real robot sends to `groot-kit serve`). `PolicyController` samples a chunk of H actions when the chunk executor
-(`groot_kit.runtime.chunking.ChunkExecutor`) asks for one and returns one action per step:
+(`groot_kit.chunking.ChunkExecutor`) asks for one and returns one action per step:
 "whole" (every action of a chunk), "replan" (the first `replan_every`, then a new chunk) or
 "ensemble" (temporal ensembling of the live chunks). When the policy was co-trained for sub-tasks,
 System 2 names the sub-task at every query (`.subtask`).
@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from groot_kit.runtime.chunking import ChunkExecutor
+from groot_kit.chunking import ChunkExecutor
 from groot_kit.sim.policy_io import check_keys, flat_env_action, sim_observation
 
 

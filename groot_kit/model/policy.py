@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +57,7 @@ class GrootPolicy(nn.Module):
         self.action_head = FlowMatchingActionHead(cfg.action_head)
         # Per-embodiment normalisation stats travel with the checkpoint (JSON-serialisable dict).
         self.normalization: dict[str, Any] = normalization or {}
-        self._action_queue: deque[torch.Tensor] = deque()
+        self._executor = None          # chunk executor behind select_action
 
     # ------------------------------------------------------------------ shapes & validation
     @property
@@ -255,19 +254,21 @@ class GrootPolicy(nn.Module):
 
     @torch.no_grad()
     def select_action(self, batch: dict, n_action_steps: int | None = None) -> torch.Tensor:
-        """One action per call [B, Dmax_a]; a new chunk is predicted when the queue runs dry.
-
-        n_action_steps (default H) actions of each chunk are executed before replanning.
-        """
-        if not self._action_queue:
-            chunk = self.predict_action_chunk(batch)
-            n = n_action_steps or self.config.action_head.action_horizon
-            self._action_queue.extend(chunk[:, :n].transpose(0, 1))
-        return self._action_queue.popleft()
+        """One action per call [B, Dmax_a]; a new chunk is predicted every `n_action_steps` calls
+        (default H), executed by the kit's one chunk executor (groot_kit.chunking)."""
+        from groot_kit.chunking import ChunkExecutor
+        H = self.config.action_head.action_horizon
+        n = n_action_steps or H
+        if self._executor is None or self._executor.replan_every != n:
+            self._executor = ChunkExecutor("replan", H, n)
+        if self._executor.needs_chunk():
+            chunk = self.predict_action_chunk(batch)                          # [B, H, D]
+            self._executor.add_chunk(chunk.transpose(0, 1).float().cpu().numpy())
+        return torch.from_numpy(self._executor.next_action()).to(self.device)
 
     def reset(self) -> None:
-        """Forget queued actions (call at episode start)."""
-        self._action_queue.clear()
+        """Forget the current chunk (call at episode start)."""
+        self._executor = None
 
     # ------------------------------------------------------------------ processors
     def set_processor(self, processor) -> None:
@@ -297,6 +298,7 @@ class GrootPolicy(nn.Module):
         so a crash never leaves a half-written checkpoint where a good one was.
         """
         from safetensors.torch import save_file
+
         from groot_kit.fileio import atomic_directory
         path = Path(path)
         with atomic_directory(path) as tmp:

@@ -34,7 +34,7 @@ the previous chunk's remaining actions (its coverage runs to r+H-1) or, once tho
 the last action ("starved" ticks). Such a chunk counts as late (`late_chunks`), separately from the
 control loop's missed deadlines; it is activated as soon as it arrives.
 
-Chunk execution modes ("whole", "replan", "ensemble"): see groot_kit.runtime.chunking.
+Chunk execution modes ("whole", "replan", "ensemble"): see groot_kit.chunking.
 
 torch threads: `torch.set_num_threads` is not a per-call setting. On the OpenMP backend (the
 default CPU build, checked with torch 2.11) it sets the calling thread's OpenMP team size AND the
@@ -58,7 +58,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .chunking import ChunkExecutor, ChunkPrefetcher, ChunkRequest, discontinuity
+from groot_kit.chunking import (
+    ChunkExecutor,
+    ChunkPrefetcher,
+    ChunkRequest,
+    discontinuity,
+)
 
 
 # ---------------------------------------------------------------------------- shared slot

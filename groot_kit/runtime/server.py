@@ -31,7 +31,13 @@ import zmq
 
 from groot_kit.constants import TASK_KEY
 
-from .protocol import DEFAULT_MAX_MESSAGE_BYTES, ProtocolError, encode_modality_config, packb, unpackb
+from .protocol import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    ProtocolError,
+    encode_modality_config,
+    packb,
+    unpackb,
+)
 
 log = logging.getLogger("groot_kit.runtime.server")
 
@@ -398,8 +404,10 @@ def serve(checkpoint: str | None = None, *, processor: str | None = None, embodi
     else a demo 8-D arm processor). api_token: default from $GROOT_KIT_API_TOKEN.
     """
     import os
-    from .policy_fn import GrootPolicyFn, load_processor
+
     from groot_kit.model.policy import GrootPolicy
+
+    from .policy_fn import GrootPolicyFn, load_processor
     if checkpoint:
         policy = GrootPolicy.from_pretrained(checkpoint, map_location=device)
     else:

@@ -37,8 +37,17 @@ Pieces (all used by ``scripts/imitation_vs_rl.py`` and ``notebooks/06_imitation_
 """
 from .ppo import ActorCritic, PPOConfig, compute_gae, ppo_update
 from .residual import FlowBase, HoldBase, ResidualPolicy, evaluate, train_ppo
-from .task import (EVAL_SEED_OFFSET, Demo, DemoChunkDataset, RLTask, RLTaskConfig, collect_demos, make_processor,
-                   stack_observations, train_bc)
+from .task import (
+                   EVAL_SEED_OFFSET,
+                   Demo,
+                   DemoChunkDataset,
+                   RLTask,
+                   RLTaskConfig,
+                   collect_demos,
+                   make_processor,
+                   stack_observations,
+                   train_bc,
+)
 
 __all__ = ["ActorCritic", "PPOConfig", "compute_gae", "ppo_update", "FlowBase", "HoldBase", "ResidualPolicy",
            "evaluate", "train_ppo", "EVAL_SEED_OFFSET", "Demo", "DemoChunkDataset", "RLTask", "RLTaskConfig",

@@ -9,15 +9,24 @@ import time
 from pathlib import Path
 from typing import Callable
 
-
 import numpy as np
 import torch
+
+from groot_kit.chunking import ChunkExecutor
 from groot_kit.eval.seeds import scene_seeds
 from groot_kit.fileio import atomic_directory, read_json_checked
-from groot_kit.runtime.chunking import ChunkExecutor
 
 from .ppo import ActorCritic, PPOConfig, compute_gae, ppo_update
-from .task import ACTOR_WEIGHTS_NAME, BASE_DIR, EVAL_SEED_OFFSET, RL_CONFIG_NAME, RLTask, RLTaskConfig, stack_observations
+from .task import (
+    ACTOR_WEIGHTS_NAME,
+    BASE_DIR,
+    EVAL_SEED_OFFSET,
+    RL_CONFIG_NAME,
+    RLTask,
+    RLTaskConfig,
+    stack_observations,
+)
+
 
 # =============================================================================================
 # Base controllers
@@ -43,7 +52,7 @@ class HoldBase:
 
 class FlowBase:
     """The GrootPolicy as base: one chunk per ``n_action_steps`` control steps per env (a chunk
-    executor each, groot_kit.runtime.chunking), the chunks of all envs that need one sampled in one batch."""
+    executor each, groot_kit.chunking), the chunks of all envs that need one sampled in one batch."""
 
     kind = "flow"
 
@@ -159,6 +168,7 @@ class ResidualPolicy:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> "ResidualPolicy":
         from safetensors.torch import load_file
+
         from groot_kit.data import GrootProcessor
         from groot_kit.model.policy import CheckpointError, GrootPolicy
         path = Path(path)

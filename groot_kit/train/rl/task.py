@@ -4,12 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-
 import numpy as np
 import torch
+
 from groot_kit.constants import TASK_KEY
 from groot_kit.eval.seeds import TUNING_SEEDS
-
 
 EVAL_SEED_OFFSET = TUNING_SEEDS.start  # evaluation scenes never overlap demo / training seeds
 RL_CONFIG_NAME = "rl_config.json"

@@ -1,7 +1,8 @@
 """Action-chunk execution: turn time-stamped chunks [H, D] into one action per control step.
 
-One implementation shared by everything that runs a policy step by step: the closed-loop evaluator
-(`groot_kit.eval`), the dual-rate runtime (`groot_kit.runtime.dual_rate`) and the RL base policy.
+One implementation shared by everything that runs a policy step by step: `GrootPolicy.select_action`,
+the closed-loop evaluator (`groot_kit.eval`), the dual-rate runtime (`groot_kit.runtime.dual_rate`)
+and the RL base policy. A chunk is [H, D] or, for a batch of robots stepped together, [H, B, D].
 
 Real-time alignment: a chunk sampled from the observation of control step r predicts actions for
 steps r, r+1, ..., r+H-1. The executor indexes it by absolute step: the action for step k is
@@ -85,10 +86,10 @@ class ChunkExecutor:
 
     def add_chunk(self, chunk, obs_step: int | None = None, activate_at: int | None = None) -> None:
         c = np.asarray(chunk, dtype=np.float64)
-        if c.ndim == 3 and c.shape[0] == 1:
+        if c.ndim == 3 and c.shape[0] == 1 < self.horizon:   # [1, H, D]: one robot with a batch axis
             c = c[0]
-        if c.ndim != 2 or c.shape[0] < self.horizon:
-            raise ValueError(f"chunk must be [H={self.horizon}, D], got {list(c.shape)}")
+        if c.ndim < 2 or c.shape[0] < self.horizon:
+            raise ValueError(f"chunk must be [H={self.horizon}, D] or [H, B, D], got {list(c.shape)}")
         r = self.step_idx if obs_step is None else int(obs_step)
         if r > self.step_idx:
             raise ValueError(f"chunk from step {r} is in the future (now {self.step_idx})")

@@ -70,6 +70,10 @@ class _SlotLinear(nn.Module):
     def forward(self, x: torch.Tensor, embodiment_id: torch.Tensor | None = None) -> torch.Tensor:
         return torch.matmul(x, self.W) + self.b
 
+    def slice(self, embodiment_id=None, uniform: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Same contract as CategorySpecificLinear.slice: the one baked slot, W [in, out], b [out]."""
+        return self.W, self.b
+
 
 def bake_embodiment(action_head: nn.Module, slot: int) -> nn.Module:
     """Deep copy of the action head whose category-specific layers use only `slot`."""

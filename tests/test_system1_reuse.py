@@ -88,3 +88,19 @@ def test_modulation_cache_follows_weight_changes():
     head.load_state_dict(other.state_dict())
     assert (head.sample(vl, state, eid, noise=noise) - other.sample(vl, state, eid, noise=noise,
                                                                      exact_reference=True)).abs().max() < 1e-5
+
+
+def test_vl_context_reused_across_chunks_gives_the_same_chunks():
+    torch.manual_seed(2)
+    head = _head("small", use_vl_mask_in_cross_attention=True)
+    vl, state, eid, noise, mask = _inputs(head, 3)
+    ctx = head.prepare_vl(vl, mask)
+    for seed in range(2):  # two chunks (new state, new noise) from one System-2 output
+        s2 = state + seed
+        ref = head.sample(vl, s2, eid, noise=noise + seed, vl_mask=mask, exact_reference=True)
+        out = head.sample(ctx, s2, eid, noise=noise + seed)
+        assert (out - ref).abs().max().item() < 1e-5
+    # the mask is applied (config flag on): dropping it changes the result
+    assert (head.sample(vl, state, eid, noise=noise) - head.sample(ctx, state, eid, noise=noise)).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="VLContext"):
+        head.sample(ctx, state, eid, noise=noise, exact_reference=True)

@@ -50,6 +50,20 @@ def masked_flow_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
 
 
 @dataclass
+class VLContext:
+    """System 2's output as the DiT consumes it (`prepare_vl`): N1.5's vlln + VL self-attention and
+    every cross-attention block's keys/values. Fixed until System 2 sends new tokens, so a runtime
+    whose System 2 runs slower than System 1 can reuse it over several chunks."""
+
+    kv: list                           # per DiT block: (keys, values) [B, heads, L, d], or None (self blocks)
+    context_mask: torch.Tensor | None  # [B, L] bool, only when the config applies the VL mask
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(kv[0] for kv in self.kv if kv is not None).dtype
+
+
+@dataclass
 class ChunkPlan:
     """What stays fixed while one chunk is denoised (built once by `plan_chunk`)."""
 
@@ -133,9 +147,10 @@ class FlowMatchingActionHead(nn.Module):
         return self.action_decoder(self.model(h, vl_tokens, timestep, mask, keep_last=H), embodiment_id)
 
     # -- reuse across the K Euler steps -----------------------------------------------------------
-    def plan_chunk(self, vl_tokens: torch.Tensor, state: torch.Tensor, embodiment_id: torch.Tensor,
+    def plan_chunk(self, vl_tokens: torch.Tensor | VLContext, state: torch.Tensor, embodiment_id: torch.Tensor,
                    num_steps: int, vl_mask: torch.Tensor | None = None) -> ChunkPlan:
-        """Everything the K Euler steps of one chunk share. vl_tokens [B, L, c] (System 2 output)."""
+        """Everything the K Euler steps of one chunk share. vl_tokens [B, L, c] (System 2 output)
+        or a VLContext from `prepare_vl` (then vl_mask is not used)."""
         B, w = state.shape[0], self.cfg.input_embedding_dim
         uniform = _shared_embodiment(embodiment_id)
         enc, dec = self.action_encoder, self.action_decoder
@@ -147,15 +162,19 @@ class FlowMatchingActionHead(nn.Module):
         prefix = [self.encode_state(state, embodiment_id)]
         if self.cfg.num_future_tokens > 0:
             prefix.append(self.future_tokens.weight.unsqueeze(0).expand(B, -1, -1))
-        kv = self.model.context_kv(self.process_vl(vl_tokens))
-        mask = vl_mask.bool() if (vl_mask is not None and self.cfg.use_vl_mask_in_cross_attention) else None
+        vl = vl_tokens if isinstance(vl_tokens, VLContext) else self.prepare_vl(vl_tokens, vl_mask)
         steps = []
         for bucket in step_buckets(num_steps, self.cfg.num_timestep_buckets):
             timestep = torch.full((B,), bucket, dtype=torch.long, device=state.device)
             code = sinusoidal_code(timestep[:1].view(1, 1), w).to(W2.dtype)           # [1, 1, w]
             code_term = apply_slice(code.expand(B if W2.dim() == 3 else 1, 1, w), W2[..., w:, :], b2)
             steps.append((timestep, self._modulations(bucket, W2.dtype, state.device), code_term))
-        return ChunkPlan(torch.cat(prefix, 1), kv, mask, slices, steps)
+        return ChunkPlan(torch.cat(prefix, 1), vl.kv, vl.context_mask, slices, steps)
+
+    def prepare_vl(self, vl_tokens: torch.Tensor, vl_mask: torch.Tensor | None = None) -> VLContext:
+        """vl_tokens [B, L, c] -> VLContext (pass it to `sample`/`plan_chunk` instead of the tokens)."""
+        mask = vl_mask.bool() if (vl_mask is not None and self.cfg.use_vl_mask_in_cross_attention) else None
+        return VLContext(self.model.context_kv(self.process_vl(vl_tokens)), mask)
 
     def _planned_velocity(self, x_t: torch.Tensor, plan: ChunkPlan, step: int) -> torch.Tensor:
         """One Euler step's velocity from a plan: only the H action tokens are new. -> [B, H, Dmax_a]"""
@@ -216,7 +235,10 @@ class FlowMatchingActionHead(nn.Module):
                num_steps: int | None = None, noise: torch.Tensor | None = None,
                vl_mask: torch.Tensor | None = None, generator: torch.Generator | None = None,
                return_trajectory: bool = False, exact_reference: bool | None = None):
-        """K-step Euler integration from noise to an action chunk [B, H, Dmax_a]."""
+        """K-step Euler integration from noise to an action chunk [B, H, Dmax_a].
+
+        vl_tokens: [B, L, c], or a VLContext from `prepare_vl` (planned path only).
+        """
         K = num_steps or self.cfg.num_inference_timesteps
         B = state.shape[0]
         shape = (B, self.cfg.action_horizon, self.cfg.max_action_dim)
@@ -232,6 +254,8 @@ class FlowMatchingActionHead(nn.Module):
                       num_steps: int, vl_mask: torch.Tensor | None = None, exact_reference: bool | None = None):
         """-> v(x [B, H, Dmax_a], k) for Euler step k of a K-step chunk (reference or planned path)."""
         exact = self.exact_reference if exact_reference is None else exact_reference
+        if exact and isinstance(vl_tokens, VLContext):
+            raise ValueError("exact_reference=True recomputes from the VL tokens; pass the tokens, not a VLContext")
         if not exact:
             plan = self.plan_chunk(vl_tokens, state, embodiment_id, num_steps, vl_mask)
             return lambda x, k: self.velocity(x, plan.steps[k][0], plan.prefix, vl_tokens, embodiment_id,

@@ -11,7 +11,8 @@ times, alternating the two paths call by call so that load from other processes 
     chunk_vl_reused_ms  the planned path given a `head.prepare_vl(...)` context made earlier, as a
                runtime whose System 2 runs slower than System 1 can do (ratio vs the reference chunk)
     train_ms   one training forward + backward of the head (flow loss; no optimizer step)
-and reports medians and the ratio reference / planned (> 1: the planned path is faster). The two
+and reports medians and the ratio reference / planned (> 1: the planned path is faster), by wall
+clock and by process CPU time (`*_cpu_ratio`, robust to other processes on the same cores). The two
 paths' outputs are checked to agree (max abs difference stored). Writes --out (JSON) with the
 command line and the machine's load average, because a shared CPU moves absolute times.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -46,17 +48,21 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def interleaved(ref_fn, opt_fn, repeats: int, warmup: int) -> tuple[dict, dict]:
-    """Time two callables alternately (ref, opt, ref, opt, ...) -> (ref summary, opt summary) in ms."""
+    """Time two callables alternately (ref, opt, opt, ref, ...) -> (ref summary, opt summary) in ms.
+
+    Each summary also holds `cpu_median_ms`: the process CPU time per call (all torch threads), which
+    waiting for a core shared with other processes does not inflate."""
     for _ in range(warmup):
         ref_fn(), opt_fn()
-    times = ([], [])
+    times, cpu = ([], []), ([], [])
     for r in range(repeats):
         order = (0, 1) if r % 2 == 0 else (1, 0)  # alternate who goes first
         for i in order:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             (ref_fn, opt_fn)[i]()
             times[i].append((time.perf_counter() - t0) * 1e3)
-    return bench.summarize_ms(times[0]), bench.summarize_ms(times[1])
+            cpu[i].append((time.process_time() - c0) * 1e3)
+    return tuple({**bench.summarize_ms(times[i]), "cpu_median_ms": statistics.median(cpu[i])} for i in (0, 1))
 
 
 def inputs(head: FlowMatchingActionHead, L: int, seed: int = 0) -> dict:
@@ -90,6 +96,7 @@ def measure_row(head: FlowMatchingActionHead, L: int, args) -> dict:
     ref, opt = interleaved(lambda: chunk(True), lambda: chunk(False), args.repeats, args.warmup)
     row = {"L": L, "chunk_ref_ms": ref["median_ms"], "chunk_opt_ms": opt["median_ms"],
            "chunk_ratio": ref["median_ms"] / opt["median_ms"], "chunk_max_abs_diff": diff,
+           "chunk_cpu_ratio": ref["cpu_median_ms"] / opt["cpu_median_ms"],
            "chunk_ref": ref, "chunk_opt": opt}
     # System 2 slower than System 1 (the dual-rate runtime): the VLContext is reused across chunks
     with torch.no_grad():
@@ -105,6 +112,7 @@ def measure_row(head: FlowMatchingActionHead, L: int, args) -> dict:
         head.eval()
         row.update(train_ref_ms=ref["median_ms"], train_opt_ms=opt["median_ms"],
                    train_ratio=ref["median_ms"] / opt["median_ms"], train_loss_abs_diff=loss_diff,
+                   train_cpu_ratio=ref["cpu_median_ms"] / opt["cpu_median_ms"],
                    train_ref=ref, train_opt=opt)
     row["load_average_1min"] = bench.environment_info()["load_average_1min"]
     return row
@@ -115,8 +123,8 @@ def main(argv=None) -> int:
     out = {"command": " ".join(["python", "benchmarks/system1.py"] + (argv if argv is not None else sys.argv[1:])),
            "environment": bench.environment_info(), "num_steps": args.steps, "batch_size": 1,
            "dtype": "float32", "rows": []}
-    print(f"{'preset':<8} {'thr':>3} {'L':>4} {'chunk ref':>10} {'chunk opt':>10} {'ratio':>6} {'vl reused':>10} "
-          f"{'train ref':>10} {'train opt':>10} {'ratio':>6}  (ms, medians)")
+    print(f"{'preset':<8} {'thr':>3} {'L':>4} {'chunk ref':>10} {'chunk opt':>10} {'ratio':>6} {'cpu':>5} {'vl reused':>10} "
+          f"{'train ref':>10} {'train opt':>10} {'ratio':>6} {'cpu':>5}  (wall ms, medians; cpu: CPU-time ratio)")
     for preset in args.presets:
         torch.manual_seed(0)
         head = FlowMatchingActionHead(get_preset(preset).action_head).eval()
@@ -126,10 +134,10 @@ def main(argv=None) -> int:
             for L in args.vl_lens:
                 row = {"preset": preset, "threads": threads, "head_parameters": n_params, **measure_row(head, L, args)}
                 out["rows"].append(row)
-                tr = (f"{row['train_ref_ms']:>10.1f} {row['train_opt_ms']:>10.1f} {row['train_ratio']:>6.2f}"
-                      if "train_ratio" in row else "")
+                tr = (f"{row['train_ref_ms']:>10.1f} {row['train_opt_ms']:>10.1f} {row['train_ratio']:>6.2f} "
+                      f"{row['train_cpu_ratio']:>5.2f}" if "train_ratio" in row else "")
                 print(f"{preset:<8} {threads:>3} {L:>4} {row['chunk_ref_ms']:>10.1f} {row['chunk_opt_ms']:>10.1f} "
-                      f"{row['chunk_ratio']:>6.2f} {row['chunk_vl_reused_ms']:>10.1f} {tr}", flush=True)
+                      f"{row['chunk_ratio']:>6.2f} {row['chunk_cpu_ratio']:>5.2f} {row['chunk_vl_reused_ms']:>10.1f} {tr}", flush=True)
                 bench.write_json(out, args.out)  # partial results survive an interrupted run
         del head
         gc.collect()

@@ -79,9 +79,15 @@ def step_buckets(num_steps: int, num_buckets: int = 1000) -> list[int]:
     return [int(k / num_steps * num_buckets) for k in range(num_steps)]
 
 
+def _capturing() -> bool:
+    """Inside torch.jit tracing, ONNX export or torch.compile/torch.export: no data-dependent
+    Python branches and no Python-side caches."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
+
+
 def _shared_embodiment(embodiment_id: torch.Tensor) -> bool:
     """True when every sample uses the same slot (then one matmul serves the whole batch)."""
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+    if _capturing():
         return False  # keep exported graphs general in the embodiment input
     return bool((embodiment_id == embodiment_id[0]).all())
 
@@ -194,8 +200,7 @@ class FlowMatchingActionHead(nn.Module):
         dit = self.model
         def compute():
             return dit.modulations(torch.full((1,), bucket, dtype=torch.long, device=device))
-        if torch.is_grad_enabled() or torch.is_autocast_enabled() or torch.jit.is_tracing() \
-                or torch.onnx.is_in_onnx_export():
+        if torch.is_grad_enabled() or torch.is_autocast_enabled() or _capturing():
             return compute()
         mods = [dit.timestep_encoder, dit.proj_out_1] + [b.norm1 for b in dit.transformer_blocks]
         signature = tuple((p.data_ptr(), p._version) for m in mods for p in m.parameters())

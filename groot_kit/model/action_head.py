@@ -87,8 +87,8 @@ def _capturing() -> bool:
 
 def _shared_embodiment(embodiment_id: torch.Tensor) -> bool:
     """True when every sample uses the same slot (then one matmul serves the whole batch)."""
-    if _capturing():
-        return False  # keep exported graphs general in the embodiment input
+    if embodiment_id is None or _capturing():
+        return False  # None: slots baked in (export); capturing: keep graphs general in the input
     return bool((embodiment_id == embodiment_id[0]).all())
 
 

@@ -126,7 +126,7 @@ def test_euler_sampler_integrates_straight_flow_exactly(tiny_policy, monkeypatch
     A = torch.randn(2, 16, 32)
     seen_t = []
 
-    def straight_velocity(x, timestep, state_tokens, vl, e, vl_mask=None):
+    def straight_velocity(x, timestep, state_tokens, vl, e, vl_mask=None, **reuse):
         t = timestep.float()[:, None, None] / 1000.0
         seen_t.append(float(t[0]))
         return (A - x) / (1 - t)

@@ -70,6 +70,10 @@ class _SlotLinear(nn.Module):
     def forward(self, x: torch.Tensor, embodiment_id: torch.Tensor | None = None) -> torch.Tensor:
         return torch.matmul(x, self.W) + self.b
 
+    def slice(self, embodiment_id=None, uniform: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Same contract as CategorySpecificLinear.slice: the one baked slot, W [in, out], b [out]."""
+        return self.W, self.b
+
 
 def bake_embodiment(action_head: nn.Module, slot: int) -> nn.Module:
     """Deep copy of the action head whose category-specific layers use only `slot`."""
@@ -202,7 +206,10 @@ class System2Graph(nn.Module):
 class System1Graph(nn.Module):
     """vl_tokens [B, T, c], state [B, Ds], (embodiment_id [B]), noise [B, H, Da] -> actions [B, H, Da].
 
-    The K Euler steps are unrolled; step k uses the integer timestep floor(k / K * buckets).
+    The K Euler steps are unrolled; step k uses the integer timestep floor(k / K * buckets). What the
+    steps share is computed once at the top of the graph (`head.plan_chunk`: VL self-attention and
+    every cross-attention block's keys/values, the state token, the timestep tensors, which fold to
+    constants), so each unrolled step runs only the action tokens through the DiT.
     """
 
     def __init__(self, head, num_steps: int, baked: bool = False):
@@ -214,15 +221,12 @@ class System1Graph(nn.Module):
         self.use_mask = head.cfg.use_vl_mask_in_cross_attention
 
     def run(self, vl_tokens, state, embodiment_id, noise, vl_mask=None):
-        head, K = self.head, self.K
-        vl = head.process_vl(vl_tokens)
-        state_tokens = head.encode_state(state, embodiment_id)
+        K = self.K
+        mask = vl_mask if self.use_mask else None
+        velocity = self.head.step_velocity(vl_tokens, state, embodiment_id, K, mask, exact_reference=False)
         x = noise
-        B = noise.shape[0]
-        mask = vl_mask.bool() if (vl_mask is not None and self.use_mask) else None
         for k in range(K):
-            timestep = torch.full((B,), int(k / K * self.buckets), dtype=torch.long, device=noise.device)
-            x = x + head.velocity(x, timestep, state_tokens, vl, embodiment_id, mask) / K
+            x = x + velocity(x, k) / K
         return x
 
     def forward(self, vl_tokens, state, embodiment_id, noise, vl_mask=None):

@@ -4,6 +4,11 @@ Block i (AdaLN-conditioned on the flow timestep):
     h = h + Attn(AdaLN(h, temb), context)     context = VL tokens for even i, h itself for odd i
     h = h + FF(LayerNorm_noaffine(h))         FF = Linear(4w) -> GELU(tanh) -> Linear(w)
 Output: (shift, scale) = proj_out_1(SiLU(temb)); y = proj_out_2(LN(h) * (1 + scale) + shift).
+
+Reuse across the K Euler steps of one chunk (same numbers, less work): `context_kv` projects the VL
+tokens to every cross-attention block's keys/values once; `modulations` computes every AdaLN
+(scale, shift) of one timestep once (they depend on nothing else); `keep_last=n` computes the last
+block's queries, FF and the output layer for the last n tokens only (the action tokens).
 """
 
 from __future__ import annotations
@@ -56,8 +61,14 @@ class AdaLayerNorm(nn.Module):
         self.linear = nn.Linear(width, 2 * width)
         self.norm = nn.LayerNorm(width, eps=eps, elementwise_affine=False)
 
-    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+    def modulation(self, temb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """temb [B, w] -> (scale, shift), each [B, w]."""
         scale, shift = self.linear(F.silu(temb)).chunk(2, dim=-1)
+        return scale, shift
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor | None,
+                mod: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        scale, shift = mod if mod is not None else self.modulation(temb)
         return self.norm(x) * (1 + scale[:, None]) + shift[:, None]
 
 
@@ -80,10 +91,16 @@ class Attention(nn.Module):
         B, N, _ = x.shape
         return x.view(B, N, self.heads, self.head_dim).transpose(1, 2)
 
+    def project_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """context [B, M, c] -> keys, values [B, heads, M, head_dim] (reusable across calls)."""
+        return self._split(self.to_k(context)), self._split(self.to_v(context))
+
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
-                context_mask: torch.Tensor | None = None, return_weights: bool = False):
-        ctx = x if context is None else context
-        q, k, v = self._split(self.to_q(x)), self._split(self.to_k(ctx)), self._split(self.to_v(ctx))
+                context_mask: torch.Tensor | None = None, return_weights: bool = False,
+                kv: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """`kv`: keys/values already projected by `project_kv` (then `context` is not used)."""
+        k, v = kv if kv is not None else self.project_kv(x if context is None else context)
+        q = self._split(self.to_q(x))
         mask = None if context_mask is None else context_mask[:, None, None, :].bool()
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         B, _, N, _ = out.shape
@@ -129,10 +146,18 @@ class DiTBlock(nn.Module):
         self.norm3 = nn.LayerNorm(width, eps=1e-5, elementwise_affine=False)
         self.ff = FeedForward(width)
 
-    def forward(self, h: torch.Tensor, temb: torch.Tensor, context: torch.Tensor | None,
-                context_mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.norm1(h, temb)
-        h = h + (self.attn1(x, context, context_mask) if self.is_cross else self.attn1(x))
+    def forward(self, h: torch.Tensor, temb: torch.Tensor | None, context: torch.Tensor | None,
+                context_mask: torch.Tensor | None = None, kv=None, mod=None,
+                keep_last: int | None = None) -> torch.Tensor:
+        """h [B, N, w] -> [B, N, w], or [B, keep_last, w]: only the last tokens as queries (the
+        keys of a self-attention block still come from all N tokens)."""
+        x = self.norm1(h, temb, mod)
+        q_in = x if keep_last is None else x[:, -keep_last:]
+        h = h if keep_last is None else h[:, -keep_last:]
+        if self.is_cross:
+            h = h + self.attn1(q_in, context, context_mask, kv=kv)
+        else:
+            h = h + self.attn1(q_in, None if keep_last is None else x)
         return h + self.ff(self.norm3(h))
 
 
@@ -151,12 +176,29 @@ class DiT(nn.Module):
         self.proj_out_1 = nn.Linear(width, 2 * width)
         self.proj_out_2 = nn.Linear(width, out_dim)
 
-    def forward(self, h: torch.Tensor, context: torch.Tensor, timestep: torch.Tensor,
-                context_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def context_kv(self, context: torch.Tensor) -> list:
+        """Keys/values of every cross-attention block for context [B, L, c] (None at self blocks)."""
+        return [b.attn1.project_kv(context) if b.is_cross else None for b in self.transformer_blocks]
+
+    def modulations(self, timestep: torch.Tensor) -> list:
+        """Every timestep-dependent tensor of one pass: the blocks' AdaLN (scale, shift) and the
+        output (shift, scale). timestep [B] -> list of num_layers + 1 pairs of [B, w]."""
         temb = self.timestep_encoder(timestep)
-        for block in self.transformer_blocks:
-            h = block(h, temb, context if block.is_cross else None, context_mask if block.is_cross else None)
+        mods = [b.norm1.modulation(temb) for b in self.transformer_blocks]
         shift, scale = self.proj_out_1(F.silu(temb)).chunk(2, dim=-1)
+        return mods + [(shift, scale)]
+
+    def forward(self, h: torch.Tensor, context: torch.Tensor | None, timestep: torch.Tensor | None,
+                context_mask: torch.Tensor | None = None, *, kv: list | None = None,
+                mods: list | None = None, keep_last: int | None = None) -> torch.Tensor:
+        """`kv` from `context_kv` and `mods` from `modulations` replace context/timestep when given.
+        keep_last=n returns only the last n tokens [B, n, out_dim] (their values are unchanged)."""
+        mods = mods if mods is not None else self.modulations(timestep)
+        last = len(self.transformer_blocks) - 1
+        for i, block in enumerate(self.transformer_blocks):
+            h = block(h, None, context if block.is_cross else None, context_mask if block.is_cross else None,
+                      kv=None if kv is None else kv[i], mod=mods[i], keep_last=keep_last if i == last else None)
+        shift, scale = mods[-1]
         return self.proj_out_2(self.norm_out(h) * (1 + scale[:, None]) + shift[:, None])
 
 

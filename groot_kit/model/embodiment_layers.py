@@ -34,8 +34,25 @@ class CategorySpecificLinear(nn.Module):
         b = self.b[embodiment_id].unsqueeze(1)     # [B, 1, out]
         return torch.bmm(x, W) + b
 
+    def slice(self, embodiment_id: torch.Tensor, uniform: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weights one batch uses, gathered once (e.g. per chunk) for `apply_slice`.
+
+        uniform=True (every sample has embodiment_id[0]): W [in, out], b [out], views, no copy;
+        else W [B, in, out], b [B, 1, out].
+        """
+        if uniform:
+            return self.W[embodiment_id[0]], self.b[embodiment_id[0]]
+        return self.W[embodiment_id], self.b[embodiment_id].unsqueeze(1)
+
     def extra_repr(self) -> str:
         return f"num_categories={self.num_categories}, in={self.in_features}, out={self.out_features}"
+
+
+def apply_slice(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """x [B, T, in] with a slice from `CategorySpecificLinear.slice` -> [B, T, out].
+    A shared [in, out] slice runs as one matmul over all B*T rows instead of B small ones."""
+    y = torch.matmul(x, W) if W.dim() == 2 else torch.bmm(x, W)
+    return y if b is None else y + b
 
 
 class CategorySpecificMLP(nn.Module):

@@ -1,0 +1,149 @@
+"""System 1 alone: the reference path (everything recomputed in each Euler step, as NVIDIA's code
+does) against the planned path (what the K steps share computed once per chunk), in one run.
+
+    python benchmarks/system1.py                                   # tiny small n1_5_3b, L 64/300/600, 1 and 2 threads
+    python benchmarks/system1.py --presets tiny --vl-lens 64 --threads 1 --repeats 5
+
+For each preset's action head (random weights, fp32, batch 1), VL length L and thread count it
+times, alternating the two paths call by call so that load from other processes hits both alike:
+    chunk_ms   `head.sample(...)`, K Euler steps -> one chunk (VL tokens already from System 2;
+               N1.5's vlln + VL self-attention run once per chunk in both paths)
+    chunk_vl_reused_ms  the planned path given a `head.prepare_vl(...)` context made earlier, as a
+               runtime whose System 2 runs slower than System 1 can do (ratio vs the reference chunk)
+    train_ms   one training forward + backward of the head (flow loss; no optimizer step)
+and reports medians and the ratio reference / planned (> 1: the planned path is faster), by wall
+clock and by process CPU time (`*_cpu_ratio`, robust to other processes on the same cores). The two
+paths' outputs are checked to agree (max abs difference stored). Writes --out (JSON) with the
+command line and the machine's load average, because a shared CPU moves absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from groot_kit import bench  # noqa: E402
+from groot_kit.config import get_preset  # noqa: E402
+from groot_kit.model.action_head import FlowMatchingActionHead  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--presets", nargs="+", default=["tiny", "small", "n1_5_3b"])
+    p.add_argument("--vl-lens", nargs="+", type=int, default=[64, 300, 600], help="VL token counts L")
+    p.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="torch.set_num_threads values")
+    p.add_argument("--repeats", type=int, default=5, help="timed calls per path (median reported)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed calls per path")
+    p.add_argument("--steps", type=int, default=4, help="Euler steps K per chunk")
+    p.add_argument("--no-train", action="store_true", help="time sampling only")
+    p.add_argument("--out", default="benchmarks/results/system1.json")
+    return p.parse_args(argv)
+
+
+def interleaved(ref_fn, opt_fn, repeats: int, warmup: int) -> tuple[dict, dict]:
+    """Time two callables alternately (ref, opt, opt, ref, ...) -> (ref summary, opt summary) in ms.
+
+    Each summary also holds `cpu_median_ms`: the process CPU time per call (all torch threads), which
+    waiting for a core shared with other processes does not inflate."""
+    for _ in range(warmup):
+        ref_fn(), opt_fn()
+    times, cpu = ([], []), ([], [])
+    for r in range(repeats):
+        order = (0, 1) if r % 2 == 0 else (1, 0)  # alternate who goes first
+        for i in order:
+            t0, c0 = time.perf_counter(), time.process_time()
+            (ref_fn, opt_fn)[i]()
+            times[i].append((time.perf_counter() - t0) * 1e3)
+            cpu[i].append((time.process_time() - c0) * 1e3)
+    return tuple({**bench.summarize_ms(times[i]), "cpu_median_ms": statistics.median(cpu[i])} for i in (0, 1))
+
+
+def inputs(head: FlowMatchingActionHead, L: int, seed: int = 0) -> dict:
+    cfg = head.cfg
+    g = torch.Generator().manual_seed(seed)
+    return {"vl": torch.randn(1, L, cfg.cross_attention_dim, generator=g),
+            "state": torch.randn(1, cfg.max_state_dim, generator=g),
+            "eid": torch.zeros(1, dtype=torch.long),
+            "noise": torch.randn(1, cfg.action_horizon, cfg.max_action_dim, generator=g),
+            "action": torch.randn(1, cfg.action_horizon, cfg.max_action_dim, generator=g),
+            "t": torch.tensor([0.37])}
+
+
+def measure_row(head: FlowMatchingActionHead, L: int, args) -> dict:
+    x = inputs(head, L)
+    mask = torch.ones_like(x["action"], dtype=torch.bool)
+
+    def chunk(exact):
+        with torch.no_grad():
+            return head.sample(x["vl"], x["state"], x["eid"], num_steps=args.steps, noise=x["noise"],
+                               exact_reference=exact)
+
+    def train(exact):
+        head.zero_grad(set_to_none=True)
+        loss, _ = head(x["vl"], x["state"], x["eid"], x["action"], mask, noise=x["noise"], t=x["t"],
+                       exact_reference=exact)
+        loss.backward()
+        return loss.detach()
+
+    diff = (chunk(True) - chunk(False)).abs().max().item()
+    ref, opt = interleaved(lambda: chunk(True), lambda: chunk(False), args.repeats, args.warmup)
+    row = {"L": L, "chunk_ref_ms": ref["median_ms"], "chunk_opt_ms": opt["median_ms"],
+           "chunk_ratio": ref["median_ms"] / opt["median_ms"], "chunk_max_abs_diff": diff,
+           "chunk_cpu_ratio": ref["cpu_median_ms"] / opt["cpu_median_ms"],
+           "chunk_ref": ref, "chunk_opt": opt}
+    # System 2 slower than System 1 (the dual-rate runtime): the VLContext is reused across chunks
+    with torch.no_grad():
+        ctx = head.prepare_vl(x["vl"])
+        reuse = bench.time_callable(lambda: head.sample(ctx, x["state"], x["eid"], num_steps=args.steps,
+                                                        noise=x["noise"]), repeats=args.repeats, warmup=args.warmup)
+    row.update(chunk_vl_reused_ms=reuse["median_ms"], chunk_vl_reused_ratio=ref["median_ms"] / reuse["median_ms"])
+    if not args.no_train:
+        head.train()
+        loss_diff = abs(train(True).item() - train(False).item())
+        ref, opt = interleaved(lambda: train(True), lambda: train(False), args.repeats, args.warmup)
+        head.zero_grad(set_to_none=True)
+        head.eval()
+        row.update(train_ref_ms=ref["median_ms"], train_opt_ms=opt["median_ms"],
+                   train_ratio=ref["median_ms"] / opt["median_ms"], train_loss_abs_diff=loss_diff,
+                   train_cpu_ratio=ref["cpu_median_ms"] / opt["cpu_median_ms"],
+                   train_ref=ref, train_opt=opt)
+    row["load_average_1min"] = bench.environment_info()["load_average_1min"]
+    return row
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    out = {"command": " ".join(["python", "benchmarks/system1.py"] + (argv if argv is not None else sys.argv[1:])),
+           "environment": bench.environment_info(), "num_steps": args.steps, "batch_size": 1,
+           "dtype": "float32", "rows": []}
+    print(f"{'preset':<8} {'thr':>3} {'L':>4} {'chunk ref':>10} {'chunk opt':>10} {'ratio':>6} {'cpu':>5} {'vl reused':>10} "
+          f"{'train ref':>10} {'train opt':>10} {'ratio':>6} {'cpu':>5}  (wall ms, medians; cpu: CPU-time ratio)")
+    for preset in args.presets:
+        torch.manual_seed(0)
+        head = FlowMatchingActionHead(get_preset(preset).action_head).eval()
+        n_params = sum(p.numel() for p in head.parameters())
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            for L in args.vl_lens:
+                row = {"preset": preset, "threads": threads, "head_parameters": n_params, **measure_row(head, L, args)}
+                out["rows"].append(row)
+                tr = (f"{row['train_ref_ms']:>10.1f} {row['train_opt_ms']:>10.1f} {row['train_ratio']:>6.2f} "
+                      f"{row['train_cpu_ratio']:>5.2f}" if "train_ratio" in row else "")
+                print(f"{preset:<8} {threads:>3} {L:>4} {row['chunk_ref_ms']:>10.1f} {row['chunk_opt_ms']:>10.1f} "
+                      f"{row['chunk_ratio']:>6.2f} {row['chunk_cpu_ratio']:>5.2f} {row['chunk_vl_reused_ms']:>10.1f} {tr}", flush=True)
+                bench.write_json(out, args.out)  # partial results survive an interrupted run
+        del head
+        gc.collect()
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -9,3 +9,8 @@ if _sys.platform.startswith("linux"):
     _os.environ.setdefault("PYOPENGL_PLATFORM", _os.environ["MUJOCO_GL"])
 
 __version__ = "0.1.0"
+
+# One place for third-party log noise (FFmpeg encoder summaries, datasets progress bars).
+from groot_kit.logs import quiet_third_party_logs as _quiet
+
+_quiet()

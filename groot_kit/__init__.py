@@ -7,3 +7,8 @@ from groot_kit.constants import configure_rendering as _configure_rendering
 _configure_rendering()
 
 __version__ = "0.1.0"
+
+# One place for third-party log noise (FFmpeg encoder summaries, datasets progress bars).
+from groot_kit.logs import quiet_third_party_logs as _quiet
+
+_quiet()

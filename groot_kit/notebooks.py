@@ -13,6 +13,7 @@ import re
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +43,7 @@ def check_conventions(path: Path) -> list[str]:
         for line in src.splitlines():
             if re.match(r"^[A-Z][A-Z0-9_]*\s*[:=]", line) and "#" not in line:
                 problems.append(f"parameter line without a help comment: {line.strip()}")
+        problems += _papermill_parse_problems(src, names)
     ids = [c.get("id") for c in nb["cells"]]
     if None in ids or len(set(ids)) != len(ids):
         problems.append("cells without a unique 'id' (nbformat 4.5 requires one; strip_outputs adds them)")
@@ -50,6 +52,14 @@ def check_conventions(path: Path) -> list[str]:
     if not nb["cells"] or nb["cells"][0]["cell_type"] != "markdown" or not "".join(nb["cells"][0]["source"]).lstrip().startswith("#"):
         problems.append("first cell is not a markdown title")
     return problems
+
+
+def _papermill_parse_problems(src: str, names: list[str]) -> list[str]:
+    """papermill must read every parameter (it skips a line it cannot parse, e.g. one whose help
+    comment holds an '=', and then warns "Passed unknown parameter" when it is injected)."""
+    from papermill.translators import PythonTranslator
+    parsed = {p.name for p in PythonTranslator.inspect({"source": src})}
+    return [f"papermill cannot parse parameter {n} (no '=' inside its help comment)" for n in names if n not in parsed]
 
 
 def strip_outputs(path: Path) -> None:
@@ -67,6 +77,39 @@ def strip_outputs(path: Path) -> None:
     Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
+@contextmanager
+def _environ(**values: str):
+    """Set environment variables for the duration of a block, then restore the old ones."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _ipc_kernel_manager():
+    """A kernel manager that talks to the kernel over local IPC sockets, not TCP.
+
+    ipykernel >= 7 warns "Kernel is running over TCP without encryption" on every TCP start, and
+    that warning lands in every papermill log; IPC sockets are local files, so there is nothing
+    to warn about (and nothing listening on a port).
+    """
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self):
+            return "ipc"
+
+    return IPCKernelManager
+
+
 def run_notebook(path: Path, output_dir: Path, fast: bool = True, timeout: int = 900) -> dict:
     """Execute one notebook with papermill; returns {name, ok, seconds, metrics, error}."""
     import papermill as pm
@@ -75,24 +118,22 @@ def run_notebook(path: Path, output_dir: Path, fast: bool = True, timeout: int =
     work = output_dir / Path(path).stem
     t0 = time.perf_counter()
     result = {"name": Path(path).stem, "ok": False, "seconds": 0.0, "metrics": {}, "error": None}
-    env_fast = os.environ.get("GROOT_KIT_FAST")
-    os.environ["GROOT_KIT_FAST"] = "1" if fast else "0"
-    try:
-        pm.execute_notebook(str(path), str(output_dir / Path(path).name), cwd=str(Path(path).parent),
-                            parameters={"FAST_MODE": fast, "OUTPUT_DIR": str(work)},
-                            kernel_name="python3", progress_bar=False, execution_timeout=timeout)
-        metrics_file = work / "metrics.json"
-        result["metrics"] = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-        result["ok"] = metrics_file.exists()
-        if not result["ok"]:
-            result["error"] = f"{metrics_file} was not written"
-    except Exception as e:  # report and go on with the next notebook
-        result["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
-    finally:
-        if env_fast is None:
-            os.environ.pop("GROOT_KIT_FAST", None)
-        else:
-            os.environ["GROOT_KIT_FAST"] = env_fast
+    # The kernel inherits the environment: fast mode for nbmake-style checks, and this checkout's
+    # groot_kit first on its path (not whatever an editable install points to).
+    path_env = os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    with _environ(GROOT_KIT_FAST="1" if fast else "0", PYTHONPATH=path_env):
+        try:
+            pm.execute_notebook(str(path), str(output_dir / Path(path).name), cwd=str(Path(path).parent),
+                                parameters={"FAST_MODE": fast, "OUTPUT_DIR": str(work)},
+                                kernel_name="python3", progress_bar=False, execution_timeout=timeout,
+                                kernel_manager_class=_ipc_kernel_manager())
+            metrics_file = work / "metrics.json"
+            result["metrics"] = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+            result["ok"] = metrics_file.exists()
+            if not result["ok"]:
+                result["error"] = f"{metrics_file} was not written"
+        except Exception as e:  # report and go on with the next notebook
+            result["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
     result["seconds"] = round(time.perf_counter() - t0, 1)
     return result
 

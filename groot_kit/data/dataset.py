@@ -80,10 +80,14 @@ class GrootDataset(torch.utils.data.Dataset):
         self.max_state_dim, self.max_action_dim = max_state_dim, max_action_dim
         if self.modality.state_dim > max_state_dim:
             raise DataError(f"{self.modality.source} -> state", f"{self.modality.state_dim} dims > model max {max_state_dim}",
-                            "raise max_state_dim in the model config")
+                            "select the keys the policy uses (--state-keys / a data config: "
+                            f"{', '.join(f'{k}={v.dim}' for k, v in self.modality.state.items())}) "
+                            "or raise max_state_dim in the model config")
         if self.modality.action_dim > max_action_dim:
             raise DataError(f"{self.modality.source} -> action", f"{self.modality.action_dim} dims > model max {max_action_dim}",
-                            "raise max_action_dim in the model config")
+                            "select the keys the policy uses (--action-keys / a data config: "
+                            f"{', '.join(f'{k}={v.dim}' for k, v in self.modality.action.items())}) "
+                            "or raise max_action_dim in the model config")
         self.stats = stats or NormalizationStats.from_dataset(self.info, modes=norm_modes)
         self.cams = list(self.modality.video.items())
         self.max_views = max_views or max(1, len(self.cams))

@@ -158,3 +158,47 @@ def test_load_finetune_evaluate(corpus, tmp_path, name):
     assert res["episodes"][0]["pred"].shape == res["episodes"][0]["gt"].shape == (24, d)
     if name == "gr1_v20":  # acceptance: 26 of 44 dims, adapters beside the merged checkpoint
         assert d == 26 and (out / "adapter/adapter_model.safetensors").exists()
+
+
+def test_processor_records_selection_and_modes(corpus):
+    """The processor saved with the checkpoint carries the key selection and per-key modes, so serve /
+    export take observations of the selected keys only."""
+    from groot_kit.data.processor import GrootProcessor
+    from groot_kit.model.policy import GrootPolicy
+    from groot_kit.train.run import NewRobot, build_datasets
+
+    policy = GrootPolicy.from_pretrained(BASE)
+    dc = DataConfig.load("gr1_arms_only").with_overrides(normalization={"action.left_hand": "mean_std",
+                                                                        "state.right_arm": "q99"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = build_datasets([str(corpus["gr1_v20"])], policy, data_config=dc, new_robot=NewRobot(policy, 7, "mean"))
+    assert ds.embodiment_id == 7
+    d = json.loads(json.dumps(policy.normalization["processors"]["gr1_v20"]))  # as saved in normalization.json
+    proc = GrootProcessor.from_dict(d)
+    assert d["modality"]["state"]["right_arm"] == {"start": 7, "end": 14, "source": [22, 29]}
+    assert d["modality"]["language_key"] == "annotation.human.action.task_description"
+    assert proc.stats.groups["action"]["left_hand"].mode == "mean_std"
+    assert proc.stats.groups["state"]["right_arm"].mode == "q99"
+    assert proc.stats.groups["action"]["left_arm"].mode == "min_max"
+    obs = {f"state.{k}": np.zeros(s.dim, np.float32) for k, s in proc.modality.state.items()}
+    obs["video.ego_view"] = np.zeros((48, 64, 3), np.uint8)
+    batch = proc(obs)
+    assert batch["state_mask"].sum() == 26 and batch["action_mask"][0, 0].sum() == 26
+    out = proc.decode_action(np.zeros((16, 32), np.float32))
+    assert list(out) == ["action.left_arm", "action.right_arm", "action.left_hand", "action.right_hand"]
+    with pytest.raises(Exception, match="slot_id=7 is already used"):
+        NewRobot(policy, 7, "mean")("another", ds.info)
+
+
+def test_v30_phantom_camera_is_read_through_a_view(corpus, tmp_path, cache):
+    src = tmp_path / "v30"
+    shutil.copytree(corpus["v30_extra"], src)
+    info = json.loads((src / "meta/info.json").read_text())
+    info["features"]["observation.images.wrist"] = dict(info["features"]["observation.images.front"])
+    (src / "meta/info.json").write_text(json.dumps(info))
+    before = F.tree_digest(src)
+    with pytest.warns(UserWarning, match="observation.images.wrist have no files; skipped"):
+        ds = GrootDataset(src, image_size=32)
+    assert ds.info.root.parent == cache and ds.info.source == src and list(ds.modality.video) == ["front"]
+    assert ds[3]["pixel_values"].shape == (1, 3, 32, 32) and F.tree_digest(src) == before

@@ -62,6 +62,42 @@ def cached_v3(src: str | Path, cache: str | Path | None = None) -> Path:
     return convert_v2_to_v3(src, dst, overwrite=True)
 
 
+def phantom_videos(root: Path, info: dict) -> list[str]:
+    """Video features of a v3.0 folder with no mp4 files under videos/<key>/."""
+    return [k for k, f in info.get("features", {}).items()
+            if f.get("dtype") == "video" and not any((root / "videos" / k).rglob("*.mp4"))]
+
+
+def cached_view(src: str | Path, drop: list[str], cache: str | Path | None = None) -> Path:
+    """A v3.0 folder minus features that have no files: meta/ copied without them, data/ and videos/
+    linked (nothing is re-encoded or copied). Cached like ``cached_v3``; ``src`` is never written."""
+    src = Path(src)
+    dst = Path(cache or cache_dir()) / f"{src.name}-{source_hash(src)[:16]}-view"
+    _warn_skipped(src, drop)
+    if (dst / "meta/info.json").exists():
+        return dst
+    work = dst.parent / f".{dst.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        shutil.copytree(src / "meta", work / "meta")
+        for sub in ("data", "videos"):
+            if (src / sub).exists():
+                os.symlink((src / sub).resolve(), work / sub, target_is_directory=True)
+        info = json.loads((work / "meta/info.json").read_text())
+        for k in drop:
+            info["features"].pop(k, None)
+        (work / "meta/info.json").write_text(json.dumps(info, indent=2))
+        if (src / MODALITY_FILE).exists():
+            _write_modality(src / MODALITY_FILE, work / MODALITY_FILE, drop)
+        (work / SOURCE_META).write_text(json.dumps({"source": str(src.resolve()), "skipped_features": drop}))
+        if dst.exists():
+            shutil.rmtree(dst)
+        os.replace(work, dst)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return dst
+
+
 def convert_v2_to_v3(src: str | Path, dst: str | Path, overwrite: bool = False) -> Path:
     """Convert a GR00T/LeRobot v2.0 or v2.1 dataset at ``src`` into a v3.0 dataset at ``dst``.
 

@@ -94,8 +94,13 @@ class GrootDataset(torch.utils.data.Dataset):
         fps = self.info.fps
         act_feats = sorted({s.original_key for s in self.modality.action.values()}) or [ACTION_FEATURE]
         dt = {k: [i / fps for i in range(self.horizon)] for k in act_feats} if self.info.has_actions else None
-        self.ds = LeRobotDataset(f"local/{self.info.root.name}", root=self.info.root, delta_timestamps=dt,
-                                 episodes=episodes, video_backend=video_backend)
+        try:
+            self.ds = LeRobotDataset(f"local/{self.info.root.name}", root=self.info.root, delta_timestamps=dt,
+                                     episodes=episodes, video_backend=video_backend)
+        except (ValueError, KeyError, FileNotFoundError, IndexError) as e:  # lerobot's own, often deep, errors
+            raise DataError(str(self.info.source or self.info.root), f"lerobot cannot load it: {type(e).__name__}: {e}",
+                            f"run `groot-kit dataset validate {self.info.source or self.info.root}` and repair "
+                            "what it reports") from None
         self._tiers = self.info.episode_tiers()
         self._ep_index = None
         self._tasks = None

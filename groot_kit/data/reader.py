@@ -92,6 +92,12 @@ def open_dataset(root: str | Path, modality: ModalityConfig | str | Path | None 
         raise DataError(str(root / "meta/info.json"), f"unsupported codebase_version '{ver}'",
                         "use a LeRobot v3.0 or GR00T/LeRobot v2.0/v2.1 dataset")
     info = json.loads((root / "meta/info.json").read_text())
+    if source is None:
+        from .convert import cached_view, phantom_videos
+        drop = phantom_videos(root, info)
+        if drop:  # declared cameras with no files: read through a view without them
+            source, root = root, cached_view(root, drop)
+            info = json.loads((root / "meta/info.json").read_text())
     feats = info.get("features", {})
     if isinstance(modality, (str, Path)):
         modality = ModalityConfig.load(modality)

@@ -117,6 +117,7 @@ def evaluate_open_loop(policy, dataset, episodes: list[int] | None = None, max_e
         policy.train()
     se_all = np.concatenate([(ep["pred"] - ep["gt"]) ** 2 for ep in out_eps])
     return {"mse": float(se_all.mean()), "mse_per_dim": se_all.mean(0).tolist(), "dim_names": dim_names(mod),
+            "mse_per_key": {k: float(se_all[:, sl.start:sl.end].mean()) for k, sl in mod.action.items()},
             "action_horizon": H, "frames": int(len(se_all)), "embodiment": processor.embodiment,
             "dataset": str(dataset.info.root), "episodes": out_eps}
 

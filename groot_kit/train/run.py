@@ -22,6 +22,7 @@ import json
 import sys
 from pathlib import Path
 
+from groot_kit.data.modality import SUBTASK_FEATURE
 from groot_kit.train.trainer import TrainConfig, Trainer
 
 
@@ -180,6 +181,9 @@ def train_from_args(args: argparse.Namespace) -> dict:
     if added is not None:  # other robots' slices stay bit-identical (see groot_kit/train/lora.py)
         overrides.setdefault("weight_decay", 0.0)
     lcfg = L.apply_lora(policy, args.lora_rank, args.lora_alpha) if lora else None
+    sub_w = policy.config.subtask_loss_weight  # a new robot's data without sub-task labels: nothing to co-train
+    if added is not None and not any(SUBTASK_FEATURE in d.info.features for d in getattr(dataset, "datasets", [dataset])):
+        policy.config.subtask_loss_weight = 0.0
     cfg = TrainConfig(**overrides)
     trainer = Trainer(policy, dataset, cfg)
     mask, counts = None, trainer.trainable_counts
@@ -189,6 +193,7 @@ def train_from_args(args: argparse.Namespace) -> dict:
     try:
         history = trainer.train()
     finally:
+        policy.config.subtask_loss_weight = sub_w
         if mask is not None:
             mask.remove()
     final = Path(cfg.output_dir) / "final"

@@ -10,6 +10,7 @@
     groot-kit eval --checkpoint DIR ...         open-loop MSE (every 16 steps) / closed-loop success with videos
     groot-kit serve [--checkpoint DIR]          ZeroMQ policy server on 127.0.0.1 (GR00T protocol)
     groot-kit runtime-demo                      dual-rate runtime in MuJoCo, paced in real time
+    groot-kit dataset inspect|validate|convert|plot PATH   look at a GR00T / LeRobot dataset before training
     groot-kit tour                              run every notebook headless (fast mode)
 """
 
@@ -109,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=run_runtime_demo)
     from groot_kit.export.cli import add_export_commands
     add_export_commands(sub)  # `export` (ONNX + parity) and `bundle` (Jetson AGX)
+    from groot_kit.data.inspect import add_dataset_commands
+    add_dataset_commands(sub)  # `dataset inspect|validate|convert|plot`
     s = sub.add_parser("tour", help="run every notebook headless")
     s.add_argument("--full", action="store_true", help="full mode instead of fast mode")
     s.set_defaults(fn=_cmd_tour)

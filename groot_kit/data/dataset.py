@@ -65,10 +65,13 @@ class GrootDataset(torch.utils.data.Dataset):
         episodes: list[int] | None = None,
         video_backend: str | None = None,
         expected_dims: tuple[dict[str, int], dict[str, int], str] | None = None,
+        select=None,
     ):
+        """``root``: a folder (any version ``open_dataset`` reads) or a DatasetInfo; ``select``: a
+        ``DataConfig`` choosing the keys (applied when ``root`` is a folder)."""
         from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-        self.info = root if isinstance(root, DatasetInfo) else open_dataset(root)
+        self.info = root if isinstance(root, DatasetInfo) else open_dataset(root, select=select)
         self.modality: ModalityConfig = self.info.modality
         if expected_dims is not None:
             self.modality.check_embodiment_dims(*expected_dims)
@@ -77,19 +80,30 @@ class GrootDataset(torch.utils.data.Dataset):
         self.max_state_dim, self.max_action_dim = max_state_dim, max_action_dim
         if self.modality.state_dim > max_state_dim:
             raise DataError(f"{self.modality.source} -> state", f"{self.modality.state_dim} dims > model max {max_state_dim}",
-                            "raise max_state_dim in the model config")
+                            "select the keys the policy uses (--state-keys / a data config: "
+                            f"{', '.join(f'{k}={v.dim}' for k, v in self.modality.state.items())}) "
+                            "or raise max_state_dim in the model config")
         if self.modality.action_dim > max_action_dim:
             raise DataError(f"{self.modality.source} -> action", f"{self.modality.action_dim} dims > model max {max_action_dim}",
-                            "raise max_action_dim in the model config")
+                            "select the keys the policy uses (--action-keys / a data config: "
+                            f"{', '.join(f'{k}={v.dim}' for k, v in self.modality.action.items())}) "
+                            "or raise max_action_dim in the model config")
         self.stats = stats or NormalizationStats.from_dataset(self.info, modes=norm_modes)
         self.cams = list(self.modality.video.items())
         self.max_views = max_views or max(1, len(self.cams))
         fps = self.info.fps
-        dt = {ACTION_FEATURE: [i / fps for i in range(self.horizon)]} if self.info.has_actions else None
-        self.ds = LeRobotDataset(f"local/{self.info.root.name}", root=self.info.root, delta_timestamps=dt,
-                                 episodes=episodes, video_backend=video_backend)
+        act_feats = sorted({s.original_key for s in self.modality.action.values()}) or [ACTION_FEATURE]
+        dt = {k: [i / fps for i in range(self.horizon)] for k in act_feats} if self.info.has_actions else None
+        try:
+            self.ds = LeRobotDataset(f"local/{self.info.root.name}", root=self.info.root, delta_timestamps=dt,
+                                     episodes=episodes, video_backend=video_backend)
+        except (ValueError, KeyError, FileNotFoundError, IndexError) as e:  # lerobot's own, often deep, errors
+            raise DataError(str(self.info.source or self.info.root), f"lerobot cannot load it: {type(e).__name__}: {e}",
+                            f"run `groot-kit dataset validate {self.info.source or self.info.root}` and repair "
+                            "what it reports") from None
         self._tiers = self.info.episode_tiers()
         self._ep_index = None
+        self._tasks = None
 
     @classmethod
     def for_embodiment(cls, root, embodiment, **kw) -> "GrootDataset":
@@ -105,6 +119,26 @@ class GrootDataset(torch.utils.data.Dataset):
         dims = ({k: v.dim for k, v in spec.state.items()}, {k: v.dim for k, v in spec.action.items()}, spec.name)
         return cls(root, expected_dims=dims, **kw)
 
+    @classmethod
+    def for_policy(cls, policy, root, processor=None, **kw) -> tuple["GrootDataset", Any]:
+        """The dataset as ``policy`` saw it in training: the processor saved for this dataset's robot
+        (its key selection, stats and slot) and the policy's sizes. Returns (dataset, processor or None)."""
+        import dataclasses
+
+        info = root if isinstance(root, DatasetInfo) else open_dataset(root)
+        if processor is None and info.embodiment in policy.normalization.get("processors", {}):
+            processor = policy.get_processor(info.embodiment)
+        if processor is not None:
+            processor.modality.check_features(info.features, source=str(info.root / "meta/info.json"))
+            info = dataclasses.replace(info, modality=processor.modality)
+        cfg = policy.config
+        eid = processor.embodiment_id if processor is not None else int(info.groot.get("embodiment_id") or 0)
+        kw = {"embodiment_id": eid, "stats": processor.stats if processor is not None else None,
+              "image_size": cfg.vlm.vision.image_size, "max_views": cfg.vlm.num_views,
+              "horizon": cfg.action_head.action_horizon, "max_state_dim": cfg.action_head.max_state_dim,
+              "max_action_dim": cfg.action_head.max_action_dim, **kw}
+        return cls(info, **kw), processor
+
     def __len__(self) -> int:
         return len(self.ds)
 
@@ -117,22 +151,40 @@ class GrootDataset(torch.utils.data.Dataset):
     def frame_tiers(self) -> list[str]:
         return [self._tiers[int(e)] if int(e) < len(self._tiers) else "teleop" for e in self.frame_episode_index]
 
+    def raw_actions(self, frames: np.ndarray | None = None) -> np.ndarray:
+        """Unnormalised actions of the selected keys at ``frames`` (all frames if None): float32 [T, d]."""
+        hf = self.ds.hf_dataset.with_format(None)
+        feats = sorted({s.original_key for s in self.modality.action.values()})
+        rows = hf if frames is None else hf.select(np.asarray(frames, dtype=np.int64).tolist())
+        return np.asarray(self.modality.gather("action", {k: np.asarray(rows[k], np.float32) for k in feats}),
+                          np.float32)
+
+    def instruction(self, item: dict) -> str:
+        """The language instruction: the data config's annotation column (task indices) or lerobot's task."""
+        col = self.modality.language_key
+        if not col or col not in item:
+            return str(item.get("task", ""))
+        if self._tasks is None:  # v3 tasks table: index = task string, column task_index
+            t = self.ds.meta.tasks
+            self._tasks = {int(ti): str(name) for name, ti in zip(t.index, t["task_index"])}
+        return self._tasks.get(int(np.asarray(item[col]).reshape(-1)[0]), str(item.get("task", "")))
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         item = self.ds[int(i)]
         ep = int(item["episode_index"])
         out: dict[str, Any] = {"embodiment_id": torch.tensor(self.embodiment_id, dtype=torch.long),
-                               "instruction": str(item.get("task", "")),
+                               "instruction": self.instruction(item),
                                "subtask": str(item.get(SUBTASK_FEATURE, "") or ""),
                                "tier": self._tiers[ep] if ep < len(self._tiers) else "teleop",
                                "episode_index": ep}
-        if STATE_FEATURE in item and self.modality.state:
-            s = self.stats.normalize_flat("state", item[STATE_FEATURE].float(), self.modality)
+        if self.modality.state and all(sl.original_key in item for sl in self.modality.state.values()):
+            s = self.stats.normalize_flat("state", self.modality.gather("state", item).float(), self.modality)
             out["state"], out["state_mask"] = pad_last(s, self.max_state_dim, "state")
         else:
             out["state"] = torch.zeros(self.max_state_dim)
             out["state_mask"] = torch.zeros(self.max_state_dim, dtype=torch.bool)
-        if ACTION_FEATURE in item and self.modality.action:
-            a = self.stats.normalize_flat("action", item[ACTION_FEATURE].float(), self.modality)
+        if self.modality.action and all(sl.original_key in item for sl in self.modality.action.values()):
+            a = self.stats.normalize_flat("action", self.modality.gather("action", item).float(), self.modality)
             out["action"], out["action_mask"] = pad_last(a, self.max_action_dim, "action")
             out["action_is_pad"] = item.get("action_is_pad", torch.zeros(self.horizon, dtype=torch.bool))
         else:

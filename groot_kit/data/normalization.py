@@ -151,16 +151,21 @@ class NormalizationStats:
 
 
 def load_numeric(info) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Read the flat state and action columns of a dataset (all episodes) as float arrays."""
+    """The policy's flat state and action vectors of every frame of a dataset, as float arrays.
+
+    With a key selection (``info.modality.is_selection``) only the selected dims, in their order.
+    """
     import pyarrow.parquet as pq
 
-    from .modality import ACTION_FEATURE, STATE_FEATURE
-
-    cols = [c for c in (STATE_FEATURE, ACTION_FEATURE) if c in info.features]
+    mod = info.modality
+    need = {g: sorted({s.original_key for s in getattr(mod, g).values()} & set(info.features))
+            for g in ("state", "action")}
+    cols = sorted(set(need["state"]) | set(need["action"]))
     parts: dict[str, list] = {c: [] for c in cols}
     for f in sorted((Path(info.root) / "data").glob("**/*.parquet")):
         tab = pq.read_table(f, columns=cols)
         for c in cols:
             parts[c].append(np.asarray(tab.column(c).to_pylist(), dtype=np.float32))
-    get = lambda c: np.concatenate(parts[c]) if parts.get(c) else None
-    return get(STATE_FEATURE), get(ACTION_FEATURE)
+    full = {c: np.concatenate(v) for c, v in parts.items() if v}
+    get = lambda g: mod.gather(g, full) if getattr(mod, g) and need[g] and all(c in full for c in need[g]) else None
+    return get("state"), get("action")

@@ -1,10 +1,8 @@
-"""Reading: any LeRobot v3.0 folder (+ modality.json), and GR00T's v2.0/v2.1 layout via lerobot's converter."""
+"""Reading: any LeRobot v3.0 folder (+ modality.json), and GR00T's v2.0/v2.1 layout (converted once into
+a cache by ``convert.cached_v3``, never edited in place); a data config selects the keys the policy uses."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,9 +22,17 @@ class DatasetInfo:
     modality: ModalityConfig
     groot: dict = field(default_factory=dict)  # meta/groot_kit.json (tiers, provenance) if present
 
+    source: Path | None = None  # the v2 folder this cached v3 copy was converted from (None: read in place)
+
     @property
     def fps(self) -> int:
-        return int(self.info["fps"])
+        return int(round(float(self.info["fps"])))
+
+    @property
+    def embodiment(self) -> str:
+        """The robot's name: the kit's own metadata, else info.json's robot_type, else the folder name."""
+        name = self.groot.get("embodiment") or self.info.get("robot_type")
+        return str(name) if name and name != "unknown" else (self.source or self.root).name
 
     @property
     def features(self) -> dict:
@@ -64,24 +70,34 @@ def _codebase_version(root: Path) -> str:
 
 
 def open_dataset(root: str | Path, modality: ModalityConfig | str | Path | None = None,
-                 check_nans: bool = True) -> DatasetInfo:
-    """Validate a LeRobot v3.0 dataset folder and return its DatasetInfo.
+                 check_nans: bool = True, select=None) -> DatasetInfo:
+    """Validate a dataset folder (LeRobot v3.0, or GR00T/LeRobot v2.x: converted once into the cache,
+    see ``convert.cached_v3``) and return its DatasetInfo.
 
     ``modality`` overrides ``meta/modality.json`` (needed for foreign LeRobot data that lacks one;
     if neither exists, one is derived: a single ``state``/``action`` key covering all dims).
+    ``select`` (a ``DataConfig``) restricts ``info.modality`` to the chosen keys, in their order.
     """
     root = Path(root)
     if not root.exists():
         raise DataError(str(root), "path does not exist",
                         "check the path, or create the dataset with groot_kit.data.write_dataset")
     ver = _codebase_version(root)
+    source = None
     if ver.startswith("v2"):
-        raise DataError(str(root / "meta/info.json"), f"codebase_version is {ver} (GR00T/LeRobot v2 layout)",
-                        f"convert it first: groot_kit.data.convert_v2_to_v3('{root}', '<new folder>')")
+        from .convert import cached_v3
+        source, root = root, cached_v3(root)
+        ver = _codebase_version(root)
     if not ver.startswith("v3"):
         raise DataError(str(root / "meta/info.json"), f"unsupported codebase_version '{ver}'",
-                        "use a LeRobot v3.0 dataset (or convert v2.x with convert_v2_to_v3)")
+                        "use a LeRobot v3.0 or GR00T/LeRobot v2.0/v2.1 dataset")
     info = json.loads((root / "meta/info.json").read_text())
+    if source is None:
+        from .convert import cached_view, phantom_videos
+        drop = phantom_videos(root, info)
+        if drop:  # declared cameras with no files: read through a view without them
+            source, root = root, cached_view(root, drop)
+            info = json.loads((root / "meta/info.json").read_text())
     feats = info.get("features", {})
     if isinstance(modality, (str, Path)):
         modality = ModalityConfig.load(modality)
@@ -92,11 +108,16 @@ def open_dataset(root: str | Path, modality: ModalityConfig | str | Path | None 
         else:
             modality = _derive_modality(feats, root)
     modality.check_features(feats, source=str(root / "meta/info.json"))
+    if select is not None and not select.is_empty:
+        modality = select.apply(modality)
+    if modality.language_key and modality.language_key not in feats:
+        raise DataError(f"{root / 'meta/info.json'} -> features", f"language column '{modality.language_key}' is missing",
+                        "pick a language_key the dataset has (annotation.* columns), or 'task'")
     groot = {}
     gp = root / GROOT_META
     if gp.exists():
         groot = json.loads(gp.read_text())
-    di = DatasetInfo(root=root, info=info, modality=modality, groot=groot)
+    di = DatasetInfo(root=root, info=info, modality=modality, groot=groot, source=source)
     if check_nans:
         check_numeric_columns(root, [k for k in (STATE_FEATURE, ACTION_FEATURE) if k in feats])
     return di
@@ -143,75 +164,7 @@ def check_numeric_columns(root: Path, columns: list[str]) -> None:
                                 "repair or drop that episode (e.g. lerobot-edit-dataset delete_episodes) and rewrite")
 
 
-def convert_v2_to_v3(src: str | Path, dst: str | Path, overwrite: bool = False) -> Path:
-    """Convert a GR00T/LeRobot v2.0 or v2.1 dataset at ``src`` into a v3.0 dataset at ``dst``.
-
-    Uses lerobot's own converter (``lerobot.scripts.convert_dataset_v21_to_v30``) on a copy, so
-    ``src`` is never modified, and keeps ``meta/modality.json``. A v2.0 dataset (no
-    ``meta/episodes_stats.jsonl``) is first lifted to v2.1 by computing per-episode stats with
-    lerobot's ``compute_episode_stats``.
-    """
-    from lerobot.scripts.convert_dataset_v21_to_v30 import convert_dataset
-
-    src, dst = Path(src), Path(dst)
-    if not src.exists():
-        raise DataError(str(src), "path does not exist", "pass the root of the GR00T v2 dataset")
-    ver = _codebase_version(src)
-    if not ver.startswith("v2"):
-        raise DataError(str(src / "meta/info.json"), f"codebase_version is '{ver}', not v2.0/v2.1",
-                        "v3.0 datasets need no conversion: use open_dataset")
-    if dst.exists() and not overwrite:
-        raise DataError(str(dst), "already exists", "pass overwrite=True or choose another destination")
-    for need in ("meta/episodes.jsonl", "meta/tasks.jsonl"):
-        if not (src / need).exists():
-            raise DataError(str(src / need), "missing", "a v2 dataset needs meta/episodes.jsonl and meta/tasks.jsonl")
-    if (src / MODALITY_FILE).exists():
-        ModalityConfig.load(src / MODALITY_FILE)  # fail early on a malformed modality file
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    work = dst.parent / f".{dst.name}.conv-{uuid.uuid4().hex[:8]}"
-    try:
-        shutil.copytree(src, work)
-        if ver == "v2.0" or not (work / "meta/episodes_stats.jsonl").exists():
-            _lift_v20_to_v21(work)
-        convert_dataset(repo_id=f"local/{dst.name}", root=work, push_to_hub=False, force_conversion=True)
-        shutil.rmtree(work.parent / f"{work.name}_old", ignore_errors=True)
-        if (src / MODALITY_FILE).exists():
-            shutil.copy2(src / MODALITY_FILE, work / MODALITY_FILE)
-        if dst.exists():
-            shutil.rmtree(dst)
-        os.replace(work, dst)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(work.parent / f"{work.name}_old", ignore_errors=True)
-        shutil.rmtree(work.parent / f"{work.name}_v30", ignore_errors=True)
-        raise
-    return dst
-
-
-def _lift_v20_to_v21(root: Path) -> None:
-    """Write meta/episodes_stats.jsonl (per-episode stats of numeric features) and mark v2.1."""
-    import pandas as pd
-    from lerobot.datasets.compute_stats import compute_episode_stats
-
-    info = json.loads((root / "meta/info.json").read_text())
-    feats = info["features"]
-    num = {k: f for k, f in feats.items() if f["dtype"] not in ("video", "image", "string")}
-    lines = []
-    eps = [json.loads(l) for l in (root / "meta/episodes.jsonl").read_text().splitlines() if l.strip()]
-    chunks = int(info.get("chunks_size", 1000))
-    for e in eps:
-        i = e["episode_index"]
-        p = root / info["data_path"].format(episode_chunk=i // chunks, episode_index=i)
-        df = pd.read_parquet(p)
-        data = {k: np.stack(df[k].to_numpy()).astype(np.float64) if k in df else None for k in num}
-        data = {k: (v.reshape(len(v), -1) if v is not None else None) for k, v in data.items() if v is not None}
-        stats = compute_episode_stats(data, {k: num[k] for k in data})
-        for vk, f in feats.items():  # videos: neutral placeholder stats (C,1,1) so aggregation works
-            if f["dtype"] == "video":
-                z = np.zeros((3, 1, 1))
-                stats[vk] = {"min": z, "max": z + 1, "mean": z + 0.5, "std": z + 0.25, "count": np.array([len(df)])}
-        lines.append(json.dumps({"episode_index": i, "stats": {k: {s: np.asarray(v).tolist() for s, v in d.items()}
-                                                                for k, d in stats.items()}}))
-    (root / "meta/episodes_stats.jsonl").write_text("\n".join(lines) + "\n")
-    info["codebase_version"] = "v2.1"
-    (root / "meta/info.json").write_text(json.dumps(info, indent=2))
+def convert_v2_to_v3(src, dst, overwrite: bool = False):
+    """See ``groot_kit.data.convert.convert_v2_to_v3`` (kept here for existing imports)."""
+    from .convert import convert_v2_to_v3 as convert
+    return convert(src, dst, overwrite)

@@ -42,28 +42,19 @@ def evaluate_open_loop(policy, dataset, episodes: list[int] | None = None, max_e
     The noise of query q of episode e comes from ``torch.Generator().manual_seed(seed + 1000*e + q)``.
     """
     from groot_kit.data import GrootDataset, collate
-    from groot_kit.data.modality import ACTION_FEATURE
     from groot_kit.data.processor import processor_for
 
     cfg = policy.config
     H = action_horizon or cfg.action_head.action_horizon
-    if not isinstance(dataset, GrootDataset):
-        from groot_kit.data.reader import open_dataset
-        info = open_dataset(dataset)
-        if processor is None and info.groot.get("embodiment") in policy.normalization.get("processors", {}):
-            processor = policy.get_processor(info.groot.get("embodiment"))
-        eid = processor.embodiment_id if processor is not None else int(info.groot.get("embodiment_id") or 0)
-        dataset = GrootDataset(info, embodiment_id=eid, stats=processor.stats if processor else None,
-                               image_size=cfg.vlm.vision.image_size, max_views=cfg.vlm.num_views,
-                               horizon=cfg.action_head.action_horizon, max_state_dim=cfg.action_head.max_state_dim,
-                               max_action_dim=cfg.action_head.max_action_dim)
+    if not isinstance(dataset, GrootDataset):  # the checkpoint's processor: its keys, stats and slot
+        dataset, processor = GrootDataset.for_policy(policy, dataset, processor)
     if not dataset.info.has_actions:
         raise ValueError(f"{dataset.info.root}: dataset has no actions (video tier); open-loop MSE needs "
                          "recorded actions")
     processor = processor or processor_for(policy, dataset=dataset)
     mod = processor.modality
     ep_index = dataset.frame_episode_index
-    raw = np.asarray(dataset.ds.hf_dataset.with_format(None)[ACTION_FEATURE], np.float32)
+    raw = dataset.raw_actions()  # [N, d] of the selected action keys, unnormalised
     all_eps = sorted(set(int(e) for e in ep_index))
     chosen = list(episodes) if episodes is not None else all_eps
     if max_episodes is not None:
@@ -93,6 +84,7 @@ def evaluate_open_loop(policy, dataset, episodes: list[int] | None = None, max_e
         policy.train()
     se_all = np.concatenate([(ep["pred"] - ep["gt"]) ** 2 for ep in out_eps])
     return {"mse": float(se_all.mean()), "mse_per_dim": se_all.mean(0).tolist(), "dim_names": dim_names(mod),
+            "mse_per_key": {k: float(se_all[:, sl.start:sl.end].mean()) for k, sl in mod.action.items()},
             "action_horizon": H, "frames": int(len(se_all)), "embodiment": processor.embodiment,
             "dataset": str(dataset.info.root), "episodes": out_eps}
 

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from groot_kit.data.convert import CACHE_ENV
     from groot_kit.data.data_config import DataConfig
     from groot_kit.model.policy import GrootPolicy
-    from groot_kit.train.evaluate import evaluate_open_loop
+    from groot_kit.eval import evaluate_open_loop
     from groot_kit.train.run import NewRobot, build_datasets, main as train_main
 
     work = Path(tempfile.mkdtemp(prefix="byod_"))

@@ -130,7 +130,7 @@ def test_load_finetune_evaluate(corpus, tmp_path, name):
     """Each published-style dataset, unchanged: 20 steps from the base in a free slot -> open-loop eval."""
     from groot_kit.cli import main
     from groot_kit.model.policy import GrootPolicy
-    from groot_kit.train.evaluate import evaluate_open_loop
+    from groot_kit.eval import evaluate_open_loop
 
     src = corpus[name]
     before = F.tree_digest(src)

@@ -15,6 +15,11 @@ Modes (H = chunk length, n = `replan_every`):
     "ensemble"  as "replan", but execute the weighted mean of all live chunks' predictions for the
                 current step, weights exp(-m * i) with i = 0 for the oldest chunk (ACT's temporal
                 ensembling, m = `ensemble_decay`); chunks are time-aligned before blending
+    "rtc"       real-time chunking: executed as "replan", but each request carries the current chunk's
+                actions still planned from the observation's step (`ChunkRequest.prefix`) and the
+                number of them that will run before the new chunk takes over (`prefix_len`); the
+                sampler inpaints them (groot_kit.model.rtc), so chunks join without a jump and
+                without ensembling's lag
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-MODES = ("whole", "replan", "ensemble")
+MODES = ("whole", "replan", "ensemble", "rtc")
 
 # ---------------------------------------------------------------------------- chunk execution
 @dataclass
@@ -49,7 +54,7 @@ class ChunkExecutor:
                  ensemble_decay: float = 0.1):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        n = horizon if mode == "whole" else (replan_every or (horizon // 2 if mode == "replan" else 2))
+        n = horizon if mode == "whole" else (replan_every or (2 if mode == "ensemble" else horizon // 2))
         if not 1 <= n <= horizon:
             raise ValueError(f"replan_every must be in 1..{horizon} (the chunk length), got {n}")
         if ensemble_decay < 0:
@@ -75,6 +80,13 @@ class ChunkExecutor:
         return self.step_idx - self._newest.obs_step >= self.replan_every
 
     # -- prefetch schedule
+    def planned(self, t: int) -> np.ndarray | None:
+        """The newest chunk's actions for steps t, t+1, ... [P, D] (None if it does not cover t)."""
+        c = self._newest
+        if c is None or not c.covers(t, self.horizon):
+            return None
+        return c.actions[t - c.obs_step:].copy()
+
     def next_due(self) -> int:
         """Step at which the chunk after the newest one should take over: n steps after the newest
         was (or will be) activated, and no later than the step its coverage runs out."""
@@ -152,6 +164,8 @@ class ChunkRequest:
     observation: Any = None
     t_submit: float = 0.0
     late: bool = False            # its due step passed before it arrived
+    prefix: np.ndarray | None = None   # "rtc": the current chunk's actions planned from obs_step on [P, D]
+    prefix_len: int = 0                # "rtc": how many of them run before this chunk is due
 
 
 class ChunkPrefetcher:
@@ -180,6 +194,10 @@ class ChunkPrefetcher:
             return None
         self.lookaheads.append(L)
         self.in_flight = ChunkRequest(k, due, observation, time.perf_counter())
+        if self.ex.mode == "rtc":
+            prefix = self.ex.planned(k)
+            if prefix is not None:
+                self.in_flight.prefix, self.in_flight.prefix_len = prefix, min(due - k, len(prefix))
         return self.in_flight
 
     def check_late(self, k: int) -> None:
@@ -232,25 +250,31 @@ def discontinuity(actions, boundaries) -> dict[str, float]:
 
 def compare_modes(chunk_fn: Callable[[int], np.ndarray], num_steps: int = 480, horizon: int = 16,
                   replan_every: int = 4, ensemble_decay: float = 0.1, delay: int = 0,
-                  lookahead: int | None = None) -> dict[str, dict]:
+                  lookahead: int | None = None, modes: tuple[str, ...] | None = None) -> dict[str, dict]:
     """Discontinuity of each execution mode on the same chunk source (no threads, no clock).
 
-    chunk_fn(step) -> chunk [H, D] predicted from the observation at `step`. delay = 0: chunks are
+    chunk_fn(step) -> chunk [H, D] predicted from the observation at `step`; for "rtc" it is called as
+    chunk_fn(step, prefix=..., prefix_len=...) (modes default: every mode chunk_fn can serve). delay = 0: chunks are
     sampled inside the tick (synchronous). delay = d > 0: prefetch as in DualRateRuntime, each chunk
     arriving d ticks after its observation, requested `lookahead` (default d + 1) ticks before due.
     """
+    import inspect
+    takes_prefix = "prefix" in inspect.signature(chunk_fn).parameters
     res = {}
-    for mode in MODES:
+    for mode in modes or tuple(m for m in MODES if m != "rtc" or takes_prefix):
         ex = ChunkExecutor(mode, horizon, None if mode == "whole" else replan_every, ensemble_decay)
         pf = ChunkPrefetcher(ex)
         acts, arrive = [], 0
+
+        def sample(t, prefix=None, prefix_len=0, _rtc=mode == "rtc"):
+            return chunk_fn(t, prefix=prefix, prefix_len=prefix_len) if _rtc else chunk_fn(t)
         if delay > 0:
-            pf.accept(0, pf.request(0, 1), chunk_fn(0))
+            pf.accept(0, pf.request(0, 1), sample(0))
         pending: tuple[ChunkRequest, np.ndarray] | None = None
         for t in range(num_steps):
             if delay <= 0:
                 if ex.needs_chunk():
-                    ex.add_chunk(chunk_fn(t))
+                    ex.add_chunk(sample(t, ex.planned(t)))
                 acts.append(ex.next_action())
                 continue
             if pending is not None and t >= arrive:
@@ -260,7 +284,7 @@ def compare_modes(chunk_fn: Callable[[int], np.ndarray], num_steps: int = 480, h
             acts.append(ex.next_action())
             req = pf.request(t, lookahead or delay + 1)
             if req is not None:
-                pending, arrive = (req, chunk_fn(t)), t + delay
+                pending, arrive = (req, sample(t, req.prefix, req.prefix_len)), t + delay
         res[mode] = discontinuity(acts, ex.boundaries)
         res[mode]["chunks"] = len(ex.boundaries)
         if delay > 0:

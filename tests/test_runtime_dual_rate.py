@@ -254,7 +254,9 @@ def test_groot_systems_split_equals_joint_call(tiny_systems):
     torch.manual_seed(7)
     ref = policy.predict_action_chunk(proc(obs))[0].numpy()
     assert chunk.shape == (16, policy.config.action_head.max_action_dim)
-    np.testing.assert_allclose(chunk, ref, atol=1e-5)
+    d = proc.modality.action_dim
+    np.testing.assert_allclose(chunk[:, :d], ref[:, :d], atol=1e-5)
+    assert not chunk[:, d:].any()           # padding dims: decoded by no one, zeroed
     dec = sys_.decode(chunk[0])
     assert dec["action.arm"].shape == (1, 1, 7)
 
@@ -283,3 +285,78 @@ def test_mujoco_demo_short():
     assert "missed_deadlines" in stats["control"] and "late_chunks" in stats["prefetch"]
     assert stats["system2"]["count"] >= 1 and stats["system1_chunks"]["count"] >= 1
     assert stats["threads_alive_after"] is False and _no_worker_threads()
+
+
+@pytest.fixture(scope="module")
+def base_systems():
+    """The shipped tiny base on a real so100 scene (a trained policy: chunks that agree within
+    themselves but, with fresh noise, not with each other)."""
+    from pathlib import Path
+
+    from groot_kit.model.policy import GrootPolicy
+    from groot_kit.sim import make_env
+    from groot_kit.sim.policy_io import sim_observation
+    base = GrootPolicy.from_pretrained(Path(__file__).resolve().parents[1] / "data_samples/checkpoints/tiny_base")
+    proc = base.eval().get_processor("so100")
+    env = make_env("so100", "reach", image_size=64, seed=3, num_cubes=1)
+    try:
+        o, _ = env.reset(seed=3)
+        obs = sim_observation(env, o, proc.modality)
+    finally:
+        env.close()
+    return base, proc, obs
+
+
+@pytest.mark.parametrize("delay", [0, 2])
+def test_rtc_joins_chunks_without_a_jump_and_without_lag(base_systems, delay):
+    """Real-time chunking on the trained tiny base: each new chunk continues the one executing, so the
+    boundary jump falls far below whole-chunk switching's and below ensembling's, with no blending."""
+    policy, proc, obs = base_systems
+    sys_ = GrootSystems(policy, proc)
+    feats = sys_.system2(obs)
+    prefixes = []
+
+    def chunk_fn(t, prefix=None, prefix_len=0):
+        torch.manual_seed(1000 + t)                    # independent noise per chunk: they disagree
+        prefixes.append(prefix is not None)
+        return sys_.system1(feats, obs, prefix=prefix, prefix_len=prefix_len)
+
+    res = compare_modes(chunk_fn, num_steps=96, replan_every=8, delay=delay)
+    assert any(prefixes) and set(res) == {"whole", "replan", "ensemble", "rtc"}
+    assert res["rtc"]["boundary_mean"] < 0.3 * res["whole"]["boundary_mean"]
+    assert res["rtc"]["boundary_mean"] < res["ensemble"]["boundary_mean"]
+    assert res["rtc"]["boundary_mean"] < 3 * res["rtc"]["inside_mean"]
+
+
+def test_rtc_replacement_reproduces_the_executed_prefix(base_systems):
+    from groot_kit.model.rtc import inpaint_sample
+    policy, proc, obs = base_systems
+    sys_ = GrootSystems(policy, proc)
+    vl, mask = sys_.system2(obs)
+    state, eid = sys_._state(obs)
+    torch.manual_seed(1)
+    prev = torch.as_tensor(sys_.system1((vl, mask), obs))[None]
+    d, D = 4, proc.modality.action_dim
+    new = inpaint_sample(policy.action_head, vl, state, eid, prev[:, 8:], d, vl_mask=mask, action_dims=D,
+                         generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(new[0, :d, :D], prev[0, 8:8 + d, :D], atol=1e-5, rtol=0)   # executed: exact
+    tail = new[0, 8:, :D]                                  # past the overlap: the policy's own, in its range
+    assert torch.isfinite(tail).all() and tail.abs().max() < 3.0 and tail.std() > 1e-3
+
+
+def test_runtime_rtc_mode_sends_the_executing_chunk_as_prefix(tiny_systems):
+    policy, proc, obs = tiny_systems
+    sys_ = GrootSystems(policy, proc)
+    seen = []
+
+    def system1(feats, o, prefix=None, prefix_len=0):
+        seen.append(None if prefix is None else (prefix.shape, prefix_len))
+        return sys_.system1(feats, o, prefix=prefix, prefix_len=prefix_len)
+
+    rt = DualRateRuntime(sys_.system2, system1, control_hz=60, system2_hz=10, mode="rtc", replan_every=6)
+    stats = rt.run(lambda a: obs, obs, num_steps=48, realtime=True)
+    assert stats["control"]["count"] == 48 and not rt.alive
+    with_prefix = [s for s in seen if s is not None]
+    assert seen[0] is None and len(with_prefix) >= 2
+    for shape, d in with_prefix:
+        assert shape[1] == policy.config.action_head.max_action_dim and 0 < d <= shape[0] <= 16

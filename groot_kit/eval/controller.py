@@ -39,6 +39,9 @@ class PolicyController:
         self.policy, self.processor = policy, processor
         self.env = env.unwrapped if hasattr(env, "unwrapped") else env
         H = policy.config.action_head.action_horizon
+        if mode == "rtc":
+            raise ValueError("mode 'rtc' needs the prefetching dual-rate runtime (groot-kit runtime-demo --mode rtc); "
+                             "the closed-loop evaluator runs whole, replan or ensemble")
         if mode != "whole" and replan_every is not None and not 1 <= replan_every <= H:
             raise ValueError(f"replan_every={replan_every} must be in 1..{H} (the action horizon)")
         sp = self.env.spec_e

@@ -43,7 +43,8 @@ def add_runtime_demo_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentP
     p.add_argument("--embodiment", default="gr1_upper")
     p.add_argument("--task", default="pick_place")
     p.add_argument("--seconds", type=float, default=5.0)
-    p.add_argument("--mode", default="ensemble", choices=["whole", "replan", "ensemble"])
+    p.add_argument("--mode", default="ensemble", choices=["whole", "replan", "ensemble", "rtc"],
+                   help="chunk execution: whole, replan, ensemble (temporal ensembling) or rtc (real-time chunking)")
     p.add_argument("--replan-every", type=int, default=4)
     p.add_argument("--system2-hz", type=float, default=10.0)
     p.add_argument("--checkpoint", default=None)

@@ -155,9 +155,13 @@ class GrootSystems:
     normalised chunk [H, Dmax_a] (numpy); `decode(action)` unnormalises one step with the processor.
     """
 
-    def __init__(self, policy, processor=None, num_steps: int | None = None, embodiment_id: int | None = None):
+    def __init__(self, policy, processor=None, num_steps: int | None = None, embodiment_id: int | None = None,
+                 rtc_method: str = "replace"):
+        if rtc_method not in ("replace", "guided"):
+            raise ValueError(f"rtc_method must be 'replace' (soft replacement) or 'guided' (Black et al.'s "
+                             f"guidance), got {rtc_method!r}")
         self.policy, self.processor, self.num_steps = policy.eval(), processor, num_steps
-        self.embodiment_id = embodiment_id
+        self.embodiment_id, self.rtc_method = embodiment_id, rtc_method
 
     def _batch(self, obs: dict) -> dict:
         return self.processor(obs) if self.processor is not None else obs
@@ -177,15 +181,30 @@ class GrootSystems:
         return self.policy.encode_vl(batch)
 
     @torch.no_grad()
-    def system1(self, features, obs: dict) -> np.ndarray:
+    def system1(self, features, obs: dict, prefix: np.ndarray | None = None, prefix_len: int = 0) -> np.ndarray:
+        """A normalised chunk [H, Dmax_a]. With `prefix` ([P, Dmax_a], the executing chunk's actions
+        planned from this observation's step), real-time chunking inpaints them (groot_kit.model.rtc; `rtc_method` "replace" or "guided")."""
         vl, vl_mask = features
         state, eid = self._state(obs)
         if self.embodiment_id is not None:
             eid = torch.full_like(eid, self.embodiment_id)
         dev = self.policy.device
-        chunk = self.policy.action_head.sample(vl, state.to(dev), eid.to(dev), num_steps=self.num_steps,
-                                               vl_mask=vl_mask)
-        return chunk[0].float().cpu().numpy()
+        head = self.policy.action_head
+        if prefix is None:
+            chunk = head.sample(vl, state.to(dev), eid.to(dev), num_steps=self.num_steps, vl_mask=vl_mask)
+        else:
+            from groot_kit.model.rtc import inpaint_sample, rtc_sample
+            pre = torch.as_tensor(np.asarray(prefix, np.float32)[None], device=dev)
+            fn = inpaint_sample if self.rtc_method == "replace" else rtc_sample
+            chunk = fn(head, vl, state.to(dev), eid.to(dev), pre, int(prefix_len), num_steps=self.num_steps,
+                       vl_mask=vl_mask, action_dims=self._action_dims())
+        out = chunk[0].float().cpu().numpy()
+        if self._action_dims() is not None:
+            out[:, self._action_dims():] = 0.0      # padding: decoded by no one; zeros keep chunk jumps honest
+        return out
+
+    def _action_dims(self) -> int | None:
+        return self.processor.modality.action_dim if self.processor is not None else None
 
     def decode(self, action: np.ndarray) -> dict[str, np.ndarray]:
         return self.processor.decode_action(torch.as_tensor(action)[None, None])
@@ -282,7 +301,11 @@ class DualRateRuntime:
                     req, self._s1_request = self._s1_request, None
                 feats = self.features.get()           # the LATEST System 2 features
                 t0 = time.perf_counter()
-                chunk = self.system1_fn(feats.value, req.observation)
+                if req.prefix is not None:       # "rtc": continue the chunk that is executing
+                    chunk = self.system1_fn(feats.value, req.observation, prefix=req.prefix,
+                                            prefix_len=req.prefix_len)
+                else:
+                    chunk = self.system1_fn(feats.value, req.observation)
                 t1 = time.perf_counter()
                 req.observation = None
                 self.feature_ages_ms.append((t0 - feats.t_input) * 1e3)

@@ -36,23 +36,14 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=300_000)
     p.add_argument("--output", default="outputs/ablate_wrist_view.json")
     a = p.parse_args(argv)
-    from groot_kit.model.policy import GrootPolicy
-    from groot_kit.sim.env import GrootSimEnv
     from groot_kit.eval import evaluate_closed_loop
+    from groot_kit.model.policy import GrootPolicy
 
     policy = GrootPolicy.from_pretrained(a.checkpoint).eval()
-    rendered = GrootSimEnv.render_camera
     out = {"checkpoint": a.checkpoint, "episodes": a.episodes, "seed": a.seed}
-    for name, blank in (("as_rendered", False), ("wrist_blanked", True)):
-        def render(self, key, size=None, _blank=blank):
-            img = rendered(self, key, size)
-            return img * 0 if _blank and key == "wrist" else img
-        GrootSimEnv.render_camera = render
-        try:
-            r = evaluate_closed_loop(policy, "gr1_upper", "reach", a.episodes, seed=a.seed, replan_every=8,
-                                     env_kwargs={"num_cubes": 1})
-        finally:
-            GrootSimEnv.render_camera = rendered
+    for name, blank in (("as_rendered", ()), ("wrist_blanked", ("wrist",))):
+        r = evaluate_closed_loop(policy, "gr1_upper", "reach", a.episodes, seed=a.seed, replan_every=8,
+                                 env_kwargs={"num_cubes": 1, "blank_cameras": blank})
         out[name] = {"successes": r["successes"], "n_episodes": r["n_episodes"], **by_hand(r["episodes"], 1)}
         print(f"{name}: {r['successes']}/{r['n_episodes']}  left {out[name]['left']}  right {out[name]['right']}")
     Path(a.output).parent.mkdir(parents=True, exist_ok=True)

@@ -130,3 +130,15 @@ def test_gymnasium_ids():
     obs, info = env.reset(seed=0)
     assert obs["state"].shape == (6,) and "gripper above" in info["instruction"]
     env.close()
+
+
+def test_blank_cameras_zero_only_the_named_view():
+    from groot_kit.sim import make_env
+    env = make_env("so100", "reach", image_size=32, seed=0, num_cubes=1, blank_cameras=("wrist",))
+    try:
+        obs, _ = env.reset(seed=0)
+        assert not obs["wrist"].any() and obs["front"].any()
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="not cameras of so100"):
+        make_env("so100", "reach", blank_cameras=("head",))

@@ -58,7 +58,8 @@ class GrootSimEnv(gym.Env):
 
     def __init__(self, embodiment, task: str = "pick_place", image_size: int = 96, seed: int | None = None,
                  randomize: bool = True, render: bool = True, terminate_on_success: bool = True,
-                 max_episode_steps: int | None = None, num_cubes: int = 3, start_noise: float = 0.02):
+                 max_episode_steps: int | None = None, num_cubes: int = 3, start_noise: float = 0.02,
+                 blank_cameras: tuple[str, ...] = ()):
         self.spec_e: EmbodimentSpec = load_embodiment(embodiment)
         sp = self.spec_e
         if task not in TASKS:
@@ -72,6 +73,10 @@ class GrootSimEnv(gym.Env):
         self.render_images, self.terminate_on_success = render, terminate_on_success
         self.render_mode = "rgb_array"
         self.num_cubes = num_cubes
+        unknown = [c for c in blank_cameras if c not in sp.cameras]
+        if unknown:
+            raise ValueError(f"make_env: blank_cameras {unknown} are not cameras of {sp.name} ({list(sp.cameras)})")
+        self.blank_cameras = tuple(blank_cameras)   # rendered as zeros: camera ablations
         if not 0.0 <= float(start_noise) <= 1.0:
             raise ValueError(f"make_env: start_noise={start_noise!r} must be in [0, 1] rad (0.02 nominal; "
                              "0.2-0.4 gives varied start poses for demonstrations)")
@@ -431,7 +436,8 @@ class GrootSimEnv(gym.Env):
 
     def render_camera(self, key: str, size: int | None = None) -> np.ndarray:
         """(size, size, 3) uint8 image of video key ``key`` (a tiled key: its cameras side by side)."""
-        return render_view(self._renderers, self.model, self.data, self.cam_ids[key], size or self.image_size)
+        img = render_view(self._renderers, self.model, self.data, self.cam_ids[key], size or self.image_size)
+        return img * 0 if key in self.blank_cameras else img
 
     def _obs(self) -> dict:
         obs = {"state": self.get_state()}

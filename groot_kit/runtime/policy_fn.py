@@ -99,6 +99,7 @@ def load_processor(policy, processor: str | None = None, checkpoint: str | None 
     if isinstance(norm, dict) and isinstance(norm.get("processor"), dict):
         return GrootProcessor.from_dict(norm["processor"])
     if isinstance(norm, dict) and norm.get("processors"):
-        return policy.get_processor(embodiment)
+        from groot_kit.data.processor import processor_for
+        return processor_for(policy, embodiment)     # by robot name or folder, then by slot
     log.warning("no processor found (pass processor=<file.json>): using the demo 8-D arm processor")
     return demo_processor(policy)

@@ -197,3 +197,26 @@ def test_finetune_cli_arguments_and_errors(tmp_path, capsys):
     (tmp_path / "arm.yaml").write_text("num_joints: 4\nlink_lengths: [0.1, 0.2, 0.2, 0.1]\nwheels: 2\n")
     with pytest.raises(ValueError, match="wheels"):
         as_arm_spec(tmp_path / "arm.yaml")
+
+
+def test_new_slot_is_aligned_by_joint_role():
+    """A 6-joint arm initialised from so100 (5 joints + gripper): the gripper dims start from so100's
+    gripper, the joints map first-to-first and last-to-last, unmatched dims start at zero."""
+    from groot_kit.data.modality import ModalityConfig
+    from groot_kit.train.lora import aligned_dims, category_specific_layers, init_embodiment_slot
+    from pathlib import Path
+    base = GrootPolicy.from_pretrained(Path(__file__).resolve().parents[1] / "data_samples/checkpoints/tiny_base")
+    so100 = base.get_processor("so100").modality
+    new = ModalityConfig.from_dims({"arm": 6, "gripper": 1}, {"arm": 6, "gripper": 1}, ["front"])
+    pairs = dict(aligned_dims(so100, new, "action"))
+    assert pairs[6] == 5 and pairs[0] == 0 and pairs[5] == 4          # gripper->gripper, chain ends
+    assert sorted(pairs) == list(range(7))
+    src = base.get_processor("so100").embodiment_id
+    init_embodiment_slot(base, 29, "so100", new_modality=new)
+    layers = category_specific_layers(base)
+    dec = next(v for k, v in layers.items() if k.endswith("action_decoder.layer2"))
+    enc = next(v for k, v in layers.items() if k.endswith("state_encoder.layer1"))
+    assert torch.equal(dec.W[29][:, 6], dec.W[src][:, 5]) and torch.equal(dec.b[29][6], dec.b[src][5])
+    assert torch.equal(enc.W[29][6], enc.W[src][5]) and not enc.W[29][7:].any()
+    hidden = next(v for k, v in layers.items() if k.endswith("action_decoder.layer1"))
+    assert torch.equal(hidden.W[29], hidden.W[src])                   # hidden layers: a plain copy

@@ -147,7 +147,7 @@ def run(cfg: FinetuneConfig, *, arm=None, callbacks: list[Callable[[int, dict], 
 
     _stage(on_stage, "model", slot=slot, rank=cfg.rank, alpha=cfg.alpha, targets=cfg.targets)
     base_dir = base_ckpt or str(policy.save_pretrained(out / "base"))  # adapters need their base
-    src = L.init_embodiment_slot(policy, slot, cfg.init_from, new_dims=(ds.modality.state_dim, ds.modality.action_dim))
+    src = L.init_embodiment_slot(policy, slot, cfg.init_from, new_modality=ds.modality)
     L.apply_lora(policy, config=cfg.lora)
     trainer = _trainer(cfg, policy, ds, out, base_dir, emb_dir, demos_path, slot, callbacks)
     mask, counts = L.mark_trainable(policy, slot)   # only the new slot, the LoRA and modules_to_save learn

@@ -82,8 +82,7 @@ def train_scratch(base_config, ds, steps: int, ft: FinetuneConfig, out_dir: Path
     torch.manual_seed(ft.seed)
     if init_checkpoint:
         policy = GrootPolicy.from_pretrained(init_checkpoint)
-        L.init_embodiment_slot(policy, ds.embodiment_id, ft.init_from,
-                               new_dims=(ds.modality.state_dim, ds.modality.action_dim))
+        L.init_embodiment_slot(policy, ds.embodiment_id, ft.init_from, new_modality=ds.modality)
     else:
         policy = GrootPolicy(base_config)
     policy.set_processor(GrootProcessor.from_dataset(ds))

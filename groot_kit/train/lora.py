@@ -93,20 +93,82 @@ def _slot_owner(policy, slot: int) -> str:
     return "?"
 
 
+def _is_gripper(key: str) -> bool:
+    return "grip" in key or "hand" in key
+
+
+def aligned_dims(src_mod, new_mod, group: str) -> list[tuple[int, int]]:
+    """(new index, source index) pairs for the `group` ("state"/"action") dims of two robots: keys of
+    the same name pair up, then gripper/hand keys with gripper/hand keys and arm keys with arm keys in
+    order; inside a pair of different lengths the joints map proportionally along the chain (first to
+    first, last to last). New dims with no partner get none."""
+    src, new = getattr(src_mod, group), getattr(new_mod, group)
+    pairs, free = {}, [k for k in src]
+    for k in new:
+        if k in free:
+            pairs[k] = k
+            free.remove(k)
+    for k in new:
+        if k not in pairs:
+            match = next((f for f in free if _is_gripper(f) == _is_gripper(k)), None)
+            if match is not None:
+                pairs[k] = match
+                free.remove(match)
+    out = []
+    for k, f in pairs.items():
+        n, m = new[k].dim, src[f].dim
+        for i in range(n):
+            j = i if n == m else (round(i * (m - 1) / (n - 1)) if n > 1 else 0)
+            out.append((new[k].start + i, src[f].start + min(j, m - 1)))
+    return out
+
+
+# the category-specific layers whose one axis is the robot's state / action dims (NVIDIA's names)
+_DIM_AXES = {"state_encoder.layer1": ("state", "in"), "action_encoder.W1": ("action", "in"),
+             "action_decoder.layer2": ("action", "out")}
+
+
 @torch.no_grad()
-def init_embodiment_slot(policy, slot: int, init_from: int | str = "mean", new_dims: tuple[int, int] | None = None
-                         ) -> list[int]:
+def _align_slot(policy, slot: int, src: int, src_mod, new_mod) -> None:
+    """Re-map the dims axis of the copied slice so that each of the new robot's joints starts from its
+    counterpart's weights (gripper from gripper), instead of from whatever sat at the same index."""
+    for name, layer in category_specific_layers(policy).items():
+        hit = next((v for k, v in _DIM_AXES.items() if name.endswith(k)), None)
+        if hit is None:
+            continue
+        group, axis = hit
+        pairs = aligned_dims(src_mod, new_mod, group)
+        ni = torch.tensor([a for a, _ in pairs], dtype=torch.long)
+        si = torch.tensor([b for _, b in pairs], dtype=torch.long)
+        if axis == "in":
+            layer.W[slot].zero_()
+            layer.W[slot][ni] = layer.W[src][si]
+        else:
+            layer.W[slot].zero_()
+            layer.b[slot].zero_()
+            layer.W[slot][:, ni] = layer.W[src][:, si]
+            layer.b[slot][ni] = layer.b[src][si]
+
+
+@torch.no_grad()
+def init_embodiment_slot(policy, slot: int, init_from: int | str = "mean", new_dims: tuple[int, int] | None = None,
+                         new_modality=None) -> list[int]:
     """Copy-initialise slice `slot` of every category-specific layer. Returns the source slots.
 
     init_from: "mean" -> mean of the slots in `used_slots(policy)` (all other slots if none is
     recorded); "nearest" -> the trained slot whose robot has the same (state_dim, action_dim) as
     `new_dims` (closest dims otherwise; "mean" when nothing is known); an embodiment name the policy
     knows (e.g. "so100") or an int -> that slot; "random" -> leave the existing initialisation.
+    new_modality: the new robot's ModalityConfig; with a single source robot whose processor the
+    policy carries, the state/action axes are then aligned by joint role (`aligned_dims`), so e.g. a
+    6-joint arm's gripper starts from so100's gripper, not from so100's (unused) seventh dim.
     """
     E = policy.config.action_head.max_num_embodiments
     if init_from == "random":
         return []
     procs = getattr(policy, "normalization", {}).get("processors", {})
+    if new_dims is None and new_modality is not None:
+        new_dims = (new_modality.state_dim, new_modality.action_dim)
     if init_from == "nearest":
         known = []
         if new_dims is not None:
@@ -131,6 +193,9 @@ def init_embodiment_slot(policy, slot: int, init_from: int | str = "mean", new_d
     for layer in category_specific_layers(policy).values():
         layer.W[slot] = layer.W[idx].mean(0)
         layer.b[slot] = layer.b[idx].mean(0)
+    owner = next((n for n, p in procs.items() if len(src) == 1 and int(p.get("embodiment_id", -1)) == src[0]), None)
+    if new_modality is not None and owner is not None:
+        _align_slot(policy, slot, src[0], policy.get_processor(owner).modality, new_modality)
     return src
 
 

@@ -158,6 +158,12 @@ def test_load_finetune_evaluate(corpus, tmp_path, name):
     assert res["episodes"][0]["pred"].shape == res["episodes"][0]["gt"].shape == (24, d)
     if name == "gr1_v20":  # acceptance: 26 of 44 dims, adapters beside the merged checkpoint
         assert d == 26 and (out / "adapter/adapter_model.safetensors").exists()
+        with warnings.catch_warnings():  # and `groot-kit eval --checkpoint --dataset` on the same selection
+            warnings.simplefilter("ignore")
+            assert main(["eval", "--checkpoint", str(out / "final"), "--dataset", str(src), "--output-dir",
+                         str(tmp_path / "ev"), "--max-open-loop-episodes", "1"]) == 0
+        ev = json.loads((tmp_path / "ev/eval.json").read_text())["open_loop"][str(src)]
+        assert list(ev["mse_per_key"]) == keys and (tmp_path / f"ev/open_loop_{name}.html").exists()
 
 
 def test_processor_records_selection_and_modes(corpus):
@@ -202,3 +208,15 @@ def test_v30_phantom_camera_is_read_through_a_view(corpus, tmp_path, cache):
         ds = GrootDataset(src, image_size=32)
     assert ds.info.root.parent == cache and ds.info.source == src and list(ds.modality.video) == ["front"]
     assert ds[3]["pixel_values"].shape == (1, 3, 32, 32) and F.tree_digest(src) == before
+
+
+def test_gaps_in_episode_numbering(corpus, tmp_path):
+    """An episode dropped from episodes.jsonl (its files left behind): the rest is renumbered 0..N-1."""
+    src = tmp_path / "bi"
+    shutil.copytree(corpus["bimanual_v21"], src)
+    eps = [json.loads(l) for l in (src / "meta/episodes.jsonl").read_text().splitlines()]
+    (src / "meta/episodes.jsonl").write_text("".join(json.dumps(e) + "\n" for e in eps if e["episode_index"] != 1))
+    ds = GrootDataset(src, image_size=32)
+    assert ds.info.num_episodes == 2 and len(ds) == 48
+    want = np.stack(pd.read_parquet(src / "data/chunk-000/episode_000002.parquet")["action"].to_numpy())
+    assert np.allclose(ds.raw_actions(np.arange(24, 48)), want) and int(ds[30]["episode_index"]) == 1

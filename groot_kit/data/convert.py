@@ -5,14 +5,15 @@
 covers the source's meta/ and data/ files; later opens reuse it. The source folder is never written.
 
 Before lerobot's own converter (``lerobot.scripts.convert_dataset_v21_to_v30``) runs, a private copy
-(meta/ and data/ copied, mp4 files linked) is tidied, because published sets carry, and lerobot's
-converter refuses with a raw traceback:
+(meta/ copied, the listed episodes' parquet tidied into it, their mp4 files linked) is made, because
+published sets carry, and lerobot's converter refuses with a raw traceback:
 
 * video features declared in info.json with no mp4 files (skipped, with one warning);
 * parquet files without ``frame_index`` / ``index`` / ``timestamp`` / ``episode_index`` (derived);
 * float64 state/action and other columns (cast to float32), columns info.json does not declare
   (declared: ``next.reward``, ``next.done``, ``annotation.*`` task-index columns...);
-* no ``episodes_stats.jsonl`` (v2.0: computed), float fps (20.0), no ``splits``.
+* no ``episodes_stats.jsonl`` (v2.0: computed), float fps (20.0), no ``splits``;
+* gaps in the episode numbering, files of episodes not listed in episodes.jsonl (renumbered / left out).
 """
 from __future__ import annotations
 
@@ -126,7 +127,7 @@ def convert_v2_to_v3(src: str | Path, dst: str | Path, overwrite: bool = False) 
     dst.parent.mkdir(parents=True, exist_ok=True)
     work = dst.parent / f".{dst.name}.conv-{uuid.uuid4().hex[:8]}"
     try:
-        _private_copy(src, work)
+        shutil.copytree(src / "meta", work / "meta")
         skipped = tidy_v2(work, src)
         _lift_v20_to_v21(work)  # (re)computed: the tidied columns need stats of their own
         try:
@@ -148,16 +149,6 @@ def convert_v2_to_v3(src: str | Path, dst: str | Path, overwrite: bool = False) 
             shutil.rmtree(w, ignore_errors=True)
         raise
     return dst
-
-
-def _private_copy(src: Path, work: Path) -> None:
-    """meta/ and data/ copied (they get tidied); videos linked file by file (read only)."""
-    shutil.copytree(src / "meta", work / "meta")
-    shutil.copytree(src / "data", work / "data")
-    for p in (src / "videos").rglob("*.mp4") if (src / "videos").exists() else []:
-        q = work / p.relative_to(src)
-        q.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(p.resolve(), q)
 
 
 def _read_jsonl(p: Path) -> list[dict]:
@@ -187,34 +178,41 @@ def tidy_v2(work: Path, src: Path) -> list[str]:
                         "set fps to the recording rate (e.g. 20)")
     info["fps"] = int(round(fps)) if abs(fps - round(fps)) < 1e-6 else fps
     eps = _read_jsonl(work / "meta/episodes.jsonl")
+    if not eps:
+        raise DataError(str(src / "meta/episodes.jsonl"), "lists no episodes", "record or restore episodes")
     chunks = int(info.get("chunks_size", 1000))
     ep_file = lambda i: info["data_path"].format(episode_chunk=i // chunks, episode_index=i)
     skipped = _drop_phantom_videos(info, eps, chunks, src)
     import pandas as pd
 
     tasks = {t["task"]: int(t["task_index"]) for t in _read_jsonl(work / "meta/tasks.jsonl")}
+    vkeys = [k for k, f in feats.items() if f["dtype"] == "video"]
+    vid_file = lambda i, k: info["video_path"].format(episode_chunk=i // chunks, video_key=k, episode_index=i)
     offset = 0
-    for e in sorted(eps, key=lambda e: e["episode_index"]):
+    for n, e in enumerate(sorted(eps, key=lambda e: e["episode_index"])):
+        # episodes are renumbered 0..N-1 in the copy (published sets have gaps where episodes were
+        # deleted), and only listed episodes are copied (lerobot's converter globs every file)
         i = int(e["episode_index"])
-        p = work / ep_file(i)
-        if not p.exists():
+        if not (src / ep_file(i)).exists():
             raise DataError(str(src / ep_file(i)), f"missing (episode {i} is listed in meta/episodes.jsonl)",
                             "restore the file or remove the episode from meta/episodes.jsonl")
-        df = pd.read_parquet(p)
+        df = pd.read_parquet(src / ep_file(i))
         T = len(df)
-        fill = {"episode_index": lambda: np.full(T, i, np.int64), "frame_index": lambda: np.arange(T, dtype=np.int64),
+        fill = {"episode_index": lambda: np.full(T, n, np.int64), "frame_index": lambda: np.arange(T, dtype=np.int64),
                 "index": lambda: offset + np.arange(T, dtype=np.int64),
                 "timestamp": lambda: (np.arange(T) / fps).astype(np.float32),
                 "task_index": lambda: np.full(T, tasks.get((e.get("tasks") or [""])[0], 0), np.int64)}
-        changed = False
         for col, make in fill.items():
-            if col not in df.columns:
-                df[col], changed = make(), True
+            if col not in df.columns or col in ("episode_index", "index"):
+                df[col] = make()
         for col in list(df.columns):
-            changed |= _tidy_column(df, col, feats, str(src / ep_file(i)))
-        if changed:
-            df.to_parquet(p, index=False)
-        e["length"] = T
+            _tidy_column(df, col, feats, str(src / ep_file(i)))
+        (work / ep_file(n)).parent.mkdir(parents=True, exist_ok=True)
+        df.to_parquet(work / ep_file(n), index=False)
+        for k in vkeys:  # videos are linked, never copied or re-encoded
+            (work / vid_file(n, k)).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink((src / vid_file(i, k)).resolve(), work / vid_file(n, k))
+        e["episode_index"], e["length"] = n, T
         offset += T
     for k in [k for k, f in feats.items() if f["dtype"] not in ("video", "image") and k not in df.columns]:
         skipped.append(k)  # declared but no column: nothing to read
@@ -249,21 +247,20 @@ def _drop_phantom_videos(info: dict, eps: list[dict], chunks: int, src: Path) ->
     return skipped
 
 
-def _tidy_column(df, col: str, feats: dict, where: str) -> bool:
-    """float64 -> float32 (lists too); declare undeclared columns. True if the column changed."""
+def _tidy_column(df, col: str, feats: dict, where: str) -> None:
+    """float64 -> float32 (lists too); declare undeclared columns (in ``feats``)."""
     v = df[col]
     first = v.iloc[0] if len(v) else None
     is_list = isinstance(first, (list, np.ndarray))
-    changed = False
     if is_list:
         arr = np.stack(v.to_numpy())
         if arr.dtype == np.float64:
-            df[col] = list(arr.astype(np.float32))
-            arr, changed = arr.astype(np.float32), True
+            arr = arr.astype(np.float32)
+            df[col] = list(arr)
         dtype, shape = str(arr.dtype), [int(arr.shape[1])] if arr.ndim == 2 else list(arr.shape[1:])
     else:
         if v.dtype == np.float64:
-            df[col], changed = v.astype(np.float32), True
+            df[col] = v.astype(np.float32)
         dtype, shape = str(df[col].dtype), [1]
     dtype = {"object": "string"}.get(dtype, dtype)
     f = feats.get(col)
@@ -274,7 +271,6 @@ def _tidy_column(df, col: str, feats: dict, where: str) -> bool:
             raise DataError(f"{where} -> column '{col}'", f"{shape} values but info.json declares {f.get('shape')}",
                             "make meta/info.json features match the parquet data")
         f["dtype"] = dtype
-    return changed
 
 
 def _write_modality(src_mod: Path, dst_mod: Path, skipped: list[str]) -> None:

@@ -107,12 +107,11 @@ def convert_v2_to_v3(src: str | Path, dst: str | Path, overwrite: bool = False) 
     """
     from lerobot.scripts.convert_dataset_v21_to_v30 import convert_dataset
 
-    from .reader import _codebase_version
 
     src, dst = Path(src), Path(dst)
     if not src.exists():
         raise DataError(str(src), "path does not exist", "pass the root of the GR00T v2 dataset")
-    ver = _codebase_version(src)
+    ver = codebase_version(src)
     if not ver.startswith("v2"):
         raise DataError(str(src / "meta/info.json"), f"codebase_version is '{ver}', not v2.0/v2.1",
                         "v3.0 datasets need no conversion: use open_dataset")
@@ -309,3 +308,16 @@ def _lift_v20_to_v21(root: Path) -> None:
     (root / "meta/episodes_stats.jsonl").write_text("\n".join(lines) + "\n")
     info["codebase_version"] = "v2.1"
     (root / "meta/info.json").write_text(json.dumps(info, indent=2))
+
+
+def codebase_version(root: Path) -> str:
+    """meta/info.json's codebase_version ("v2.0", "v2.1", "v3.0", ...), with the kit's error if unreadable."""
+    p = root / "meta" / "info.json"
+    if not p.exists():
+        raise DataError(str(p), "missing: this is not a LeRobot/GR00T dataset folder",
+                        "point at the dataset root (the folder that holds meta/ and data/)")
+    try:
+        info = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(str(p), f"is not valid JSON ({e.msg})", "restore meta/info.json") from None
+    return str(info.get("codebase_version", "unknown"))

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import DataError
-from .modality import ACTION_FEATURE, STATE_FEATURE, SUBTASK_FEATURE, ModalityConfig
+from .modality import ACTION_FEATURE, SUBTASK_FEATURE, ModalityConfig
 from .normalization import NormalizationStats
 from .reader import DatasetInfo, open_dataset
 

@@ -35,8 +35,8 @@ class Problem:
 
 
 def _meta(root: Path) -> tuple[dict, str]:
-    from .reader import _codebase_version
-    ver = _codebase_version(root)
+    from .convert import codebase_version
+    ver = codebase_version(root)
     return json.loads((root / "meta/info.json").read_text()), ver
 
 

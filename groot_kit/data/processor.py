@@ -8,7 +8,13 @@ import torch
 
 from groot_kit.constants import TASK_KEY
 
-from .dataset import ACTION_HORIZON, MAX_ACTION_DIM, MAX_STATE_DIM, pad_last, resize_images
+from .dataset import (
+    ACTION_HORIZON,
+    MAX_ACTION_DIM,
+    MAX_STATE_DIM,
+    pad_last,
+    resize_images,
+)
 from .errors import DataError
 from .modality import ModalityConfig
 from .normalization import NormalizationStats

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .convert import codebase_version as _codebase_version
 from .errors import DataError
 from .modality import ACTION_FEATURE, STATE_FEATURE, ModalityConfig
 from .writer import GROOT_META, MODALITY_FILE
@@ -55,18 +56,6 @@ class DatasetInfo:
         if eps:
             return [e.get("tier", "teleop") for e in eps]
         return ["teleop"] * self.num_episodes  # foreign LeRobot data: treat as real/teleop
-
-
-def _codebase_version(root: Path) -> str:
-    p = root / "meta" / "info.json"
-    if not p.exists():
-        raise DataError(str(p), "missing: this is not a LeRobot/GR00T dataset folder",
-                        "point at the dataset root (the folder that holds meta/ and data/)")
-    try:
-        info = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(str(p), f"is not valid JSON ({e.msg})", "restore meta/info.json") from None
-    return str(info.get("codebase_version", "unknown"))
 
 
 def open_dataset(root: str | Path, modality: ModalityConfig | str | Path | None = None,
@@ -162,9 +151,3 @@ def check_numeric_columns(root: Path, columns: list[str]) -> None:
                 fi = table.column("frame_index")[row].as_py()
                 raise DataError(f"{f} -> column '{c}'", f"NaN/inf at row {row} (episode {ep}, frame {fi})",
                                 "repair or drop that episode (e.g. lerobot-edit-dataset delete_episodes) and rewrite")
-
-
-def convert_v2_to_v3(src, dst, overwrite: bool = False):
-    """See ``groot_kit.data.convert.convert_v2_to_v3`` (kept here for existing imports)."""
-    from .convert import convert_v2_to_v3 as convert
-    return convert(src, dst, overwrite)

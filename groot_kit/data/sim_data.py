@@ -19,7 +19,7 @@ from groot_kit.constants import configure_rendering
 
 from .episode import EpisodeData, from_sim_episode
 from .errors import DataError
-from .modality import SUBTASK_FEATURE, SUBTASK_ANNOTATION, ModalityConfig
+from .modality import SUBTASK_ANNOTATION, SUBTASK_FEATURE, ModalityConfig
 from .pyramid import SourceDemo, multiply_demos, pose_mat
 from .writer import EncoderOptions, merge_datasets, write_dataset
 

@@ -137,8 +137,9 @@ def _align_slot(policy, slot: int, src: int, src_mod, new_mod) -> None:
         if hit is None:
             continue
         group, axis = hit
-        pairs = aligned_dims(src_mod, new_mod, group)
-        ni = torch.tensor([a for a, _ in pairs], dtype=torch.long)
+        size = layer.W.shape[1] if axis == "in" else layer.W.shape[2]
+        pairs = [(a, b) for a, b in aligned_dims(src_mod, new_mod, group) if a < size and b < size]
+        ni = torch.tensor([a for a, _ in pairs], dtype=torch.long)   # (too many dims: refused later, with the fix)
         si = torch.tensor([b for _, b in pairs], dtype=torch.long)
         if axis == "in":
             layer.W[slot].zero_()

@@ -142,7 +142,7 @@ class NewRobot:
                              "train one new robot at a time (or give its datasets meta/groot_kit.json slots)")
         slot = L.choose_slot(self.policy, self.slot)
         init = int(self.init_from) if str(self.init_from).isdigit() else self.init_from
-        src = L.init_embodiment_slot(self.policy, slot, init, new_dims=(info.modality.state_dim, info.modality.action_dim))
+        src = L.init_embodiment_slot(self.policy, slot, init, new_modality=info.modality)
         m = info.modality
         self.added = {"robot": name, "slot": slot, "init_from": self.init_from, "init_sources": src,
                       "state": {k: s.dim for k, s in m.state.items()}, "action": {k: s.dim for k, s in m.action.items()},

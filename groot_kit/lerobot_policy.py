@@ -14,7 +14,6 @@ LeRobot training batch (``action`` [B, H, A]).
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,7 +81,7 @@ class GrootKitPolicy(PreTrainedPolicy):
             raise DataError(f"processor '{self.processor.embodiment}' -> action",
                             f"the selected keys leave action dims {gaps} unset",
                             "train with action keys that cover the robot's whole action vector")
-        self._queue: deque = deque()
+        self._executor = None     # groot_kit.chunking.ChunkExecutor behind select_action
 
     @classmethod
     def from_groot_kit(cls, checkpoint, embodiment: str | None = None, policy=None, **kw) -> "GrootKitPolicy":
@@ -131,13 +130,17 @@ class GrootKitPolicy(PreTrainedPolicy):
     @torch.no_grad()
     def select_action(self, batch: dict, **kwargs) -> torch.Tensor:
         """One action [B, A]; a new chunk every ``n_action_steps`` calls."""
-        if not self._queue:
-            chunk = self.predict_action_chunk(batch, **kwargs)[:, : self.config.n_action_steps]
-            self._queue.extend(chunk.transpose(0, 1))
-        return self._queue.popleft()
+        from groot_kit.chunking import ChunkExecutor
+        if self._executor is None:
+            H = self.model.config.action_head.action_horizon
+            self._executor = ChunkExecutor("replan", H, min(self.config.n_action_steps, H))
+        if self._executor.needs_chunk():
+            chunk = self.predict_action_chunk(batch, **kwargs)                      # [B, H, A]
+            self._executor.add_chunk(chunk.transpose(0, 1).float().cpu().numpy())  # [H, B, A]
+        return torch.from_numpy(self._executor.next_action())
 
     def reset(self) -> None:
-        self._queue.clear()
+        self._executor = None
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """Flow-matching loss of a LeRobot batch whose ``action`` is [B, H, A] (delta_timestamps)."""

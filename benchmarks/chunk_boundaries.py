@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import torch
 
 from groot_kit.chunking import compare_modes
 from groot_kit.model.policy import GrootPolicy
 from groot_kit.paths import REPO_ROOT, TINY_BASE
-from groot_kit.runtime.dual_rate import GrootSystems
+from groot_kit.runtime.systems import GrootSystems
 from groot_kit.sim import make_env
 from groot_kit.sim.policy_io import sim_observation
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from groot_kit.chunking import ChunkExecutor, compare_modes, discontinuity
-from groot_kit.runtime.dual_rate import DualRateRuntime, GrootSystems, LatestSlot
+from groot_kit.runtime.dual_rate import DualRateRuntime, LatestSlot
+from groot_kit.runtime.systems import GrootSystems
 
 WORKERS = ("groot-system2", "groot-system1")
 

@@ -6,7 +6,7 @@ ZeroMQ policy server/client (NVIDIA Isaac-GR00T inference-service wire format).
 from groot_kit.chunking import MODES, ChunkExecutor, compare_modes, discontinuity
 
 from .client import PolicyClient, ServerError
-from .dual_rate import DualRateRuntime, GrootSystems, LatestSlot, RateStats
+from .dual_rate import DualRateRuntime, LatestSlot, RateStats
 from .policy_fn import (
            GrootPolicyFn,
            demo_observation,
@@ -20,6 +20,7 @@ from .server import (
            serve,
            validate_observation,
 )
+from .systems import GrootSystems
 
 __all__ = ["PolicyClient", "ServerError", "MODES", "ChunkExecutor", "DualRateRuntime", "GrootSystems", "LatestSlot",
            "RateStats", "compare_modes", "discontinuity", "GrootPolicyFn", "demo_observation", "demo_processor",

@@ -22,7 +22,8 @@ import torch
 
 from groot_kit.constants import TASK_KEY
 
-from .dual_rate import DualRateRuntime, GrootSystems
+from .dual_rate import DualRateRuntime
+from .systems import GrootSystems
 
 
 class _SimBridge:

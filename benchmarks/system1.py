@@ -40,6 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--vl-lens", nargs="+", type=int, default=[64, 300, 600], help="VL token counts L")
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="torch.set_num_threads values")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per path (median reported)")
+    p.add_argument("--repeats-large", type=int, default=3,
+                   help="timed calls per path for heads over 200M parameters (seconds per call on a CPU)")
     p.add_argument("--warmup", type=int, default=1, help="untimed calls per path")
     p.add_argument("--steps", type=int, default=4, help="Euler steps K per chunk")
     p.add_argument("--no-train", action="store_true", help="time sampling only")
@@ -76,7 +78,7 @@ def inputs(head: FlowMatchingActionHead, L: int, seed: int = 0) -> dict:
             "t": torch.tensor([0.37])}
 
 
-def measure_row(head: FlowMatchingActionHead, L: int, args) -> dict:
+def measure_row(head: FlowMatchingActionHead, L: int, args, repeats: int) -> dict:
     x = inputs(head, L)
     mask = torch.ones_like(x["action"], dtype=torch.bool)
 
@@ -93,7 +95,7 @@ def measure_row(head: FlowMatchingActionHead, L: int, args) -> dict:
         return loss.detach()
 
     diff = (chunk(True) - chunk(False)).abs().max().item()
-    ref, opt = interleaved(lambda: chunk(True), lambda: chunk(False), args.repeats, args.warmup)
+    ref, opt = interleaved(lambda: chunk(True), lambda: chunk(False), repeats, args.warmup)
     row = {"L": L, "chunk_ref_ms": ref["median_ms"], "chunk_opt_ms": opt["median_ms"],
            "chunk_ratio": ref["median_ms"] / opt["median_ms"], "chunk_max_abs_diff": diff,
            "chunk_cpu_ratio": ref["cpu_median_ms"] / opt["cpu_median_ms"],
@@ -102,12 +104,12 @@ def measure_row(head: FlowMatchingActionHead, L: int, args) -> dict:
     with torch.no_grad():
         ctx = head.prepare_vl(x["vl"])
         reuse = bench.time_callable(lambda: head.sample(ctx, x["state"], x["eid"], num_steps=args.steps,
-                                                        noise=x["noise"]), repeats=args.repeats, warmup=args.warmup)
+                                                        noise=x["noise"]), repeats=repeats, warmup=args.warmup)
     row.update(chunk_vl_reused_ms=reuse["median_ms"], chunk_vl_reused_ratio=ref["median_ms"] / reuse["median_ms"])
     if not args.no_train:
         head.train()
         loss_diff = abs(train(True).item() - train(False).item())
-        ref, opt = interleaved(lambda: train(True), lambda: train(False), args.repeats, args.warmup)
+        ref, opt = interleaved(lambda: train(True), lambda: train(False), repeats, args.warmup)
         head.zero_grad(set_to_none=True)
         head.eval()
         row.update(train_ref_ms=ref["median_ms"], train_opt_ms=opt["median_ms"],
@@ -129,10 +131,12 @@ def main(argv=None) -> int:
         torch.manual_seed(0)
         head = FlowMatchingActionHead(get_preset(preset).action_head).eval()
         n_params = sum(p.numel() for p in head.parameters())
+        repeats = args.repeats_large if n_params > 200e6 else args.repeats
         for threads in args.threads:
             torch.set_num_threads(threads)
             for L in args.vl_lens:
-                row = {"preset": preset, "threads": threads, "head_parameters": n_params, **measure_row(head, L, args)}
+                row = {"preset": preset, "threads": threads, "head_parameters": n_params, "repeats": repeats,
+                       **measure_row(head, L, args, repeats)}
                 out["rows"].append(row)
                 tr = (f"{row['train_ref_ms']:>10.1f} {row['train_opt_ms']:>10.1f} {row['train_ratio']:>6.2f} "
                       f"{row['train_cpu_ratio']:>5.2f}" if "train_ratio" in row else "")

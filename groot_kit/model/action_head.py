@@ -130,14 +130,15 @@ class FlowMatchingActionHead(nn.Module):
     def velocity(self, x_t: torch.Tensor, timestep: torch.Tensor, state_tokens: torch.Tensor,
                  vl_tokens: torch.Tensor, embodiment_id: torch.Tensor,
                  vl_mask: torch.Tensor | None = None, *, plan: ChunkPlan | None = None, step: int = 0,
-                 exact_reference: bool | None = None) -> torch.Tensor:
+                 action_tokens_only: bool = False) -> torch.Tensor:
         """Predicted velocity. x_t [B, H, Dmax_a], timestep [B] bucket -> [B, H, Dmax_a].
 
         With `plan` (from `plan_chunk`), Euler step `step` reuses it and the other inputs are unused.
+        action_tokens_only: run the last DiT block's queries/FF and the output layers for the H
+        action tokens only (same result; the other tokens' outputs are never decoded).
         """
         if plan is not None:
             return self._planned_velocity(x_t, plan, step)
-        exact = self.exact_reference if exact_reference is None else exact_reference
         B, H, _ = x_t.shape
         action_tokens = self.action_encoder(x_t, timestep, embodiment_id)
         action_tokens = action_tokens + self.position_embedding.weight[:H].unsqueeze(0)
@@ -147,7 +148,7 @@ class FlowMatchingActionHead(nn.Module):
         parts.append(action_tokens)
         h = torch.cat(parts, dim=1)
         mask = vl_mask if self.cfg.use_vl_mask_in_cross_attention else None
-        if exact:
+        if not action_tokens_only:
             out = self.model(h, vl_tokens, timestep, mask)
             return self.action_decoder(out, embodiment_id)[:, -H:]
         return self.action_decoder(self.model(h, vl_tokens, timestep, mask, keep_last=H), embodiment_id)
@@ -229,8 +230,9 @@ class FlowMatchingActionHead(nn.Module):
         target = action - noise
         timestep = (t * self.cfg.num_timestep_buckets).long()
         vl = self.process_vl(vl_tokens)
+        exact = self.exact_reference if exact_reference is None else exact_reference
         pred = self.velocity(x_t, timestep, self.encode_state(state, embodiment_id), vl, embodiment_id, vl_mask,
-                             exact_reference=exact_reference)
+                             action_tokens_only=not exact)
         loss = masked_flow_loss(pred, target, action_mask)
         return loss, {"flow_loss": loss.detach(), "t_mean": t.mean().detach()}
 
@@ -271,5 +273,5 @@ class FlowMatchingActionHead(nn.Module):
 
         def reference(x, k):
             timestep = torch.full((x.shape[0],), buckets[k], dtype=torch.long, device=x.device)
-            return self.velocity(x, timestep, state_tokens, vl, embodiment_id, vl_mask, exact_reference=True)
+            return self.velocity(x, timestep, state_tokens, vl, embodiment_id, vl_mask)
         return reference

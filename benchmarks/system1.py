@@ -46,6 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=4, help="Euler steps K per chunk")
     p.add_argument("--no-train", action="store_true", help="time sampling only")
     p.add_argument("--out", default="benchmarks/results/system1.json")
+    p.add_argument("--flops-only", action="store_true",
+                   help="only (re)write the 'flops' section of --out (meta device, seconds), keep its rows")
     return p.parse_args(argv)
 
 
@@ -120,8 +122,45 @@ def measure_row(head: FlowMatchingActionHead, L: int, args, repeats: int) -> dic
     return row
 
 
+def chunk_flops(presets, vl_lens, steps: int) -> list[dict]:
+    """FLOPs of one chunk by path, counted on the meta device (no weights, no timing)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    rows = []
+    for preset in presets:
+        with torch.device("meta"):
+            head = FlowMatchingActionHead(get_preset(preset).action_head).eval()
+            for L in vl_lens:
+                x = inputs_meta(head, L)
+                n = {}
+                for name, fn in (("ref", lambda: head.sample(*x[:3], num_steps=steps, noise=x[3], exact_reference=True)),
+                                 ("opt", lambda: head.sample(*x[:3], num_steps=steps, noise=x[3])),
+                                 ("vl_self_attention", lambda: head.process_vl(x[0]))):
+                    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+                        fn()
+                    n[name] = fc.get_total_flops()
+                rows.append({"preset": preset, "L": L, "chunk_ref_gflop": n["ref"] / 1e9,
+                             "chunk_opt_gflop": n["opt"] / 1e9, "flop_ratio": n["ref"] / n["opt"],
+                             "vl_self_attention_gflop": n["vl_self_attention"] / 1e9})
+    return rows
+
+
+def inputs_meta(head, L: int):
+    cfg = head.cfg
+    return (torch.empty(1, L, cfg.cross_attention_dim), torch.empty(1, cfg.max_state_dim),
+            torch.zeros(1, dtype=torch.long), torch.empty(1, cfg.action_horizon, cfg.max_action_dim))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.flops_only:
+        import json
+        out = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {"rows": []}
+        out["flops"] = chunk_flops(args.presets, args.vl_lens, args.steps)
+        for r in out["flops"]:
+            print(f"{r['preset']:<8} L={r['L']:>4} ref {r['chunk_ref_gflop']:7.1f} GFLOP  planned "
+                  f"{r['chunk_opt_gflop']:7.1f}  ratio {r['flop_ratio']:.2f}  (VL self-attention {r['vl_self_attention_gflop']:.1f})")
+        bench.write_json(out, args.out)
+        return 0
     out = {"command": " ".join(["python", "benchmarks/system1.py"] + (argv if argv is not None else sys.argv[1:])),
            "environment": bench.environment_info(), "num_steps": args.steps, "batch_size": 1,
            "dtype": "float32", "rows": []}

@@ -87,7 +87,7 @@ def _capturing() -> bool:
 
 def _shared_embodiment(embodiment_id: torch.Tensor) -> bool:
     """True when every sample uses the same slot (then one matmul serves the whole batch)."""
-    if embodiment_id is None or _capturing():
+    if embodiment_id is None or embodiment_id.is_meta or _capturing():
         return False  # None: slots baked in (export); capturing: keep graphs general in the input
     return bool((embodiment_id == embodiment_id[0]).all())
 

@@ -37,10 +37,11 @@ def sample_flow_time(batch_size: int, cfg: ActionHeadConfig, device: torch.devic
 
     The release map gives t in [-0.001, 1]; the later fix keeps t in [0, s].
     """
-    u = torch.distributions.Beta(cfg.noise_beta_alpha, cfg.noise_beta_beta).sample((batch_size,))
+    # drawn on `device` itself: no host-to-device copy per training step (on the CPU: the same draws)
+    a, b = (torch.tensor(v, dtype=torch.float32, device=device) for v in (cfg.noise_beta_alpha, cfg.noise_beta_beta))
+    u = torch.distributions.Beta(a, b).sample((batch_size,))
     s = cfg.noise_s
-    t = (s - u) / s if cfg.time_sampling == "n1_release" else s * (1.0 - u)
-    return t.to(device)
+    return (s - u) / s if cfg.time_sampling == "n1_release" else s * (1.0 - u)
 
 
 def masked_flow_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -220,8 +221,9 @@ class FlowMatchingActionHead(nn.Module):
                 exact_reference: bool | None = None) -> tuple[torch.Tensor, dict]:
         """Masked flow-matching loss. `noise` [B, H, Dmax_a] and `t` [B] may be fixed by the caller."""
         B = action.shape[0]
-        if noise is None:
-            noise = torch.randn(action.shape, generator=generator, dtype=action.dtype).to(action.device)
+        if noise is None:  # on the action's device unless a (CPU) generator fixes the stream
+            dev = generator.device if generator is not None else action.device
+            noise = torch.randn(action.shape, generator=generator, dtype=action.dtype, device=dev).to(action.device)
         if t is None:
             t = sample_flow_time(B, self.cfg, action.device)
         t = t.to(action.dtype)

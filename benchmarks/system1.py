@@ -3,6 +3,9 @@ does) against the planned path (what the K steps share computed once per chunk),
 
     python benchmarks/system1.py                                   # tiny small n1_5_3b, L 64/300/600, 1 and 2 threads
     python benchmarks/system1.py --presets tiny --vl-lens 64 --threads 1 --repeats 5
+    python benchmarks/system1.py --flops-only --presets tiny small n1_2b n1_5_3b  # add FLOP counts to --out
+
+On a shared CPU set OMP_WAIT_POLICY=PASSIVE, or 2-thread rows measure OpenMP spin-waiting.
 
 For each preset's action head (random weights, fp32, batch 1), VL length L and thread count it
 times, alternating the two paths call by call so that load from other processes hits both alike:
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import sys
 import time
@@ -162,7 +166,8 @@ def main(argv=None) -> int:
         bench.write_json(out, args.out)
         return 0
     out = {"command": " ".join(["python", "benchmarks/system1.py"] + (argv if argv is not None else sys.argv[1:])),
-           "environment": bench.environment_info(), "num_steps": args.steps, "batch_size": 1,
+           "environment": {**bench.environment_info(), "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")},
+           "num_steps": args.steps, "batch_size": 1,
            "dtype": "float32", "rows": []}
     print(f"{'preset':<8} {'thr':>3} {'L':>4} {'chunk ref':>10} {'chunk opt':>10} {'ratio':>6} {'cpu':>5} {'vl reused':>10} "
           f"{'train ref':>10} {'train opt':>10} {'ratio':>6} {'cpu':>5}  (wall ms, medians; cpu: CPU-time ratio)")

@@ -85,3 +85,14 @@ def test_real_head_continues_the_previous_chunk(head):
     assert (out[:, P:] - free[:, P:]).abs().mean() < 0.25 * spread
     with pytest.raises(ValueError, match="prefix_actions"):
         rtc_sample(head, vl, state, eid, prev[:, :, :7], d, noise=n2)
+
+
+def test_rtc_prefix_bookkeeping():
+    from groot_kit.model.rtc import rtc_prefix
+    prev = torch.arange(16.0)[:, None].expand(16, 3)       # action i of a chunk observed at step 100
+    prefix, d = rtc_prefix(prev, 100, 104, 107)             # new obs at 104, executed from 107 on
+    assert torch.equal(prefix[:, 0], torch.arange(4.0, 16.0)) and d == 3
+    assert rtc_prefix(prev, 100, 114, 120)[1] == 2          # delay clipped to what is left
+    assert rtc_prefix(prev, 100, 116, 118) is None           # nothing left: sample plainly
+    with pytest.raises(ValueError):
+        rtc_prefix(prev, 100, 104, 103)

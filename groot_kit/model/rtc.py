@@ -17,6 +17,8 @@ exponentially decaying weights over the rest of the overlap with chunk n (steps 
 of chunk n's actions still planned), 0 beyond it, where the new chunk is free to follow the policy.
 beta (default 5) clips the guidance weight, which diverges as tau -> 0.
 
+A runtime calls `rtc_prefix` (index bookkeeping from the executing chunk) then `rtc_sample`.
+
 Cost: one backward pass through the DiT (for the action tokens) per Euler step on top of the
 forward; the VL context and everything else `plan_chunk` reuses stay constants.
 """
@@ -87,3 +89,22 @@ def rtc_sample(head, vl_tokens, state: torch.Tensor, embodiment_id: torch.Tensor
             (g,) = torch.autograd.grad(a1, xg, grad_outputs=(Y - a1.detach()) * W)
         x = x + (v.detach() + guidance_weight(tau, max_guidance) * g) / K
     return x.detach()
+
+
+def rtc_prefix(prev_actions, prev_obs_step: int, obs_step: int, start_step: int):
+    """Index bookkeeping for a runtime: what to pass to `rtc_sample` for the next chunk.
+
+    prev_actions: the chunk being executed [H, D] (tensor or array), sampled from the observation of
+        control step `prev_obs_step` (its action i is for step prev_obs_step + i).
+    obs_step: control step of the new observation; start_step: first step the new chunk will be
+        executed (its activation / due step, >= obs_step).
+    -> (prefix [P, D] = prev_actions[obs_step - prev_obs_step:], d = start_step - obs_step clipped to P),
+       or None when the previous chunk has no action left for those steps (then sample plainly).
+    """
+    if start_step < obs_step or obs_step < prev_obs_step:
+        raise ValueError(f"need prev_obs_step ({prev_obs_step}) <= obs_step ({obs_step}) <= start_step ({start_step})")
+    offset = obs_step - prev_obs_step
+    if offset >= len(prev_actions):
+        return None
+    prefix = prev_actions[offset:]
+    return prefix, min(start_step - obs_step, len(prefix))

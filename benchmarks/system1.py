@@ -3,6 +3,9 @@ does) against the planned path (what the K steps share computed once per chunk),
 
     python benchmarks/system1.py                                   # tiny small n1_5_3b, L 64/300/600, 1 and 2 threads
     python benchmarks/system1.py --presets tiny --vl-lens 64 --threads 1 --repeats 5
+    python benchmarks/system1.py --flops-only --presets tiny small n1_2b n1_5_3b  # add FLOP counts to --out
+
+On a shared CPU set OMP_WAIT_POLICY=PASSIVE, or 2-thread rows measure OpenMP spin-waiting.
 
 For each preset's action head (random weights, fp32, batch 1), VL length L and thread count it
 times, alternating the two paths call by call so that load from other processes hits both alike:
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import sys
 import time
@@ -40,10 +44,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--vl-lens", nargs="+", type=int, default=[64, 300, 600], help="VL token counts L")
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="torch.set_num_threads values")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per path (median reported)")
+    p.add_argument("--repeats-large", type=int, default=3,
+                   help="timed calls per path for heads over 200M parameters (seconds per call on a CPU)")
     p.add_argument("--warmup", type=int, default=1, help="untimed calls per path")
     p.add_argument("--steps", type=int, default=4, help="Euler steps K per chunk")
     p.add_argument("--no-train", action="store_true", help="time sampling only")
     p.add_argument("--out", default="benchmarks/results/system1.json")
+    p.add_argument("--flops-only", action="store_true",
+                   help="only (re)write the 'flops' section of --out (meta device, seconds), keep its rows")
     return p.parse_args(argv)
 
 
@@ -76,7 +84,7 @@ def inputs(head: FlowMatchingActionHead, L: int, seed: int = 0) -> dict:
             "t": torch.tensor([0.37])}
 
 
-def measure_row(head: FlowMatchingActionHead, L: int, args) -> dict:
+def measure_row(head: FlowMatchingActionHead, L: int, args, repeats: int) -> dict:
     x = inputs(head, L)
     mask = torch.ones_like(x["action"], dtype=torch.bool)
 
@@ -93,7 +101,7 @@ def measure_row(head: FlowMatchingActionHead, L: int, args) -> dict:
         return loss.detach()
 
     diff = (chunk(True) - chunk(False)).abs().max().item()
-    ref, opt = interleaved(lambda: chunk(True), lambda: chunk(False), args.repeats, args.warmup)
+    ref, opt = interleaved(lambda: chunk(True), lambda: chunk(False), repeats, args.warmup)
     row = {"L": L, "chunk_ref_ms": ref["median_ms"], "chunk_opt_ms": opt["median_ms"],
            "chunk_ratio": ref["median_ms"] / opt["median_ms"], "chunk_max_abs_diff": diff,
            "chunk_cpu_ratio": ref["cpu_median_ms"] / opt["cpu_median_ms"],
@@ -102,12 +110,12 @@ def measure_row(head: FlowMatchingActionHead, L: int, args) -> dict:
     with torch.no_grad():
         ctx = head.prepare_vl(x["vl"])
         reuse = bench.time_callable(lambda: head.sample(ctx, x["state"], x["eid"], num_steps=args.steps,
-                                                        noise=x["noise"]), repeats=args.repeats, warmup=args.warmup)
+                                                        noise=x["noise"]), repeats=repeats, warmup=args.warmup)
     row.update(chunk_vl_reused_ms=reuse["median_ms"], chunk_vl_reused_ratio=ref["median_ms"] / reuse["median_ms"])
     if not args.no_train:
         head.train()
         loss_diff = abs(train(True).item() - train(False).item())
-        ref, opt = interleaved(lambda: train(True), lambda: train(False), args.repeats, args.warmup)
+        ref, opt = interleaved(lambda: train(True), lambda: train(False), repeats, args.warmup)
         head.zero_grad(set_to_none=True)
         head.eval()
         row.update(train_ref_ms=ref["median_ms"], train_opt_ms=opt["median_ms"],
@@ -118,10 +126,48 @@ def measure_row(head: FlowMatchingActionHead, L: int, args) -> dict:
     return row
 
 
+def chunk_flops(presets, vl_lens, steps: int) -> list[dict]:
+    """FLOPs of one chunk by path, counted on the meta device (no weights, no timing)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    rows = []
+    for preset in presets:
+        with torch.device("meta"):
+            head = FlowMatchingActionHead(get_preset(preset).action_head).eval()
+            for L in vl_lens:
+                x = inputs_meta(head, L)
+                n = {}
+                for name, fn in (("ref", lambda: head.sample(*x[:3], num_steps=steps, noise=x[3], exact_reference=True)),
+                                 ("opt", lambda: head.sample(*x[:3], num_steps=steps, noise=x[3])),
+                                 ("vl_self_attention", lambda: head.process_vl(x[0]))):
+                    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+                        fn()
+                    n[name] = fc.get_total_flops()
+                rows.append({"preset": preset, "L": L, "chunk_ref_gflop": n["ref"] / 1e9,
+                             "chunk_opt_gflop": n["opt"] / 1e9, "flop_ratio": n["ref"] / n["opt"],
+                             "vl_self_attention_gflop": n["vl_self_attention"] / 1e9})
+    return rows
+
+
+def inputs_meta(head, L: int):
+    cfg = head.cfg
+    return (torch.empty(1, L, cfg.cross_attention_dim), torch.empty(1, cfg.max_state_dim),
+            torch.zeros(1, dtype=torch.long), torch.empty(1, cfg.action_horizon, cfg.max_action_dim))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.flops_only:
+        import json
+        out = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {"rows": []}
+        out["flops"] = chunk_flops(args.presets, args.vl_lens, args.steps)
+        for r in out["flops"]:
+            print(f"{r['preset']:<8} L={r['L']:>4} ref {r['chunk_ref_gflop']:7.1f} GFLOP  planned "
+                  f"{r['chunk_opt_gflop']:7.1f}  ratio {r['flop_ratio']:.2f}  (VL self-attention {r['vl_self_attention_gflop']:.1f})")
+        bench.write_json(out, args.out)
+        return 0
     out = {"command": " ".join(["python", "benchmarks/system1.py"] + (argv if argv is not None else sys.argv[1:])),
-           "environment": bench.environment_info(), "num_steps": args.steps, "batch_size": 1,
+           "environment": {**bench.environment_info(), "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")},
+           "num_steps": args.steps, "batch_size": 1,
            "dtype": "float32", "rows": []}
     print(f"{'preset':<8} {'thr':>3} {'L':>4} {'chunk ref':>10} {'chunk opt':>10} {'ratio':>6} {'cpu':>5} {'vl reused':>10} "
           f"{'train ref':>10} {'train opt':>10} {'ratio':>6} {'cpu':>5}  (wall ms, medians; cpu: CPU-time ratio)")
@@ -129,10 +175,12 @@ def main(argv=None) -> int:
         torch.manual_seed(0)
         head = FlowMatchingActionHead(get_preset(preset).action_head).eval()
         n_params = sum(p.numel() for p in head.parameters())
+        repeats = args.repeats_large if n_params > 200e6 else args.repeats
         for threads in args.threads:
             torch.set_num_threads(threads)
             for L in args.vl_lens:
-                row = {"preset": preset, "threads": threads, "head_parameters": n_params, **measure_row(head, L, args)}
+                row = {"preset": preset, "threads": threads, "head_parameters": n_params, "repeats": repeats,
+                       **measure_row(head, L, args, repeats)}
                 out["rows"].append(row)
                 tr = (f"{row['train_ref_ms']:>10.1f} {row['train_opt_ms']:>10.1f} {row['train_ratio']:>6.2f} "
                       f"{row['train_cpu_ratio']:>5.2f}" if "train_ratio" in row else "")

@@ -71,6 +71,9 @@ def test_real_head_continues_the_previous_chunk(head):
     out = rtc_sample(head, vl, state, eid, prev[:, s:], d, noise=n2)
     ref = rtc_sample(head, vl, state, eid, prev[:, s:], d, noise=n2, exact_reference=True)
     assert (out - ref).abs().max() < 1e-4   # the planned path gives the same guided chunk
+    with torch.no_grad():                   # a VLContext made by the System-2 side works the same
+        ctx = head.prepare_vl(vl)
+    assert (rtc_sample(head, ctx, state, eid, prev[:, s:], d, noise=n2) - out).abs().max() < 1e-5
     free_err = (free[:, :d] - prev[:, s:s + d]).abs().mean()
     assert (out[:, :d] - prev[:, s:s + d]).abs().mean() < 0.1 * free_err
     jump_free = (free[:, d] - prev[:, s + d]).abs().mean()

@@ -361,3 +361,23 @@ def test_runtime_rtc_mode_sends_the_executing_chunk_as_prefix(tiny_systems):
     assert seen[0] is None and len(with_prefix) >= 2
     for shape, d in with_prefix:
         assert shape[1] == policy.config.action_head.max_action_dim and 0 < d <= shape[0] <= 16
+
+
+def test_rtc_requests_carry_the_executing_chunks_remaining_plan():
+    from groot_kit.chunking import ChunkPrefetcher
+    ex = ChunkExecutor("rtc", horizon=16, replan_every=8)
+    pf = ChunkPrefetcher(ex)
+    first = np.arange(16, dtype=float)[:, None] * np.ones((1, 3))
+    pf.accept(0, pf.request(0, 1), first)
+    for _ in range(5):
+        ex.next_action()                                      # steps 0..4 executed
+    req = pf.request(5, lookahead=3)                          # due at 8: asked 3 ticks before
+    assert req.obs_step == 5 and req.due == 8
+    np.testing.assert_array_equal(req.prefix, first[5:])      # planned from the observation's step on
+    assert req.prefix_len == 3                                # steps 5, 6, 7 run before the new chunk
+    ex2 = ChunkExecutor("replan", horizon=16, replan_every=8)
+    pf2 = ChunkPrefetcher(ex2)
+    pf2.accept(0, pf2.request(0, 1), first)
+    for _ in range(5):
+        ex2.next_action()
+    assert pf2.request(5, lookahead=3).prefix is None         # only "rtc" sends a prefix

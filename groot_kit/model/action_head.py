@@ -37,10 +37,11 @@ def sample_flow_time(batch_size: int, cfg: ActionHeadConfig, device: torch.devic
 
     The release map gives t in [-0.001, 1]; the later fix keeps t in [0, s].
     """
-    u = torch.distributions.Beta(cfg.noise_beta_alpha, cfg.noise_beta_beta).sample((batch_size,))
+    # drawn on `device` itself: no host-to-device copy per training step (on the CPU: the same draws)
+    a, b = (torch.tensor(v, dtype=torch.float32, device=device) for v in (cfg.noise_beta_alpha, cfg.noise_beta_beta))
+    u = torch.distributions.Beta(a, b).sample((batch_size,))
     s = cfg.noise_s
-    t = (s - u) / s if cfg.time_sampling == "n1_release" else s * (1.0 - u)
-    return t.to(device)
+    return (s - u) / s if cfg.time_sampling == "n1_release" else s * (1.0 - u)
 
 
 def masked_flow_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -87,7 +88,7 @@ def _capturing() -> bool:
 
 def _shared_embodiment(embodiment_id: torch.Tensor) -> bool:
     """True when every sample uses the same slot (then one matmul serves the whole batch)."""
-    if embodiment_id is None or _capturing():
+    if embodiment_id is None or embodiment_id.is_meta or _capturing():
         return False  # None: slots baked in (export); capturing: keep graphs general in the input
     return bool((embodiment_id == embodiment_id[0]).all())
 
@@ -130,14 +131,15 @@ class FlowMatchingActionHead(nn.Module):
     def velocity(self, x_t: torch.Tensor, timestep: torch.Tensor, state_tokens: torch.Tensor,
                  vl_tokens: torch.Tensor, embodiment_id: torch.Tensor,
                  vl_mask: torch.Tensor | None = None, *, plan: ChunkPlan | None = None, step: int = 0,
-                 exact_reference: bool | None = None) -> torch.Tensor:
+                 action_tokens_only: bool = False) -> torch.Tensor:
         """Predicted velocity. x_t [B, H, Dmax_a], timestep [B] bucket -> [B, H, Dmax_a].
 
         With `plan` (from `plan_chunk`), Euler step `step` reuses it and the other inputs are unused.
+        action_tokens_only: run the last DiT block's queries/FF and the output layers for the H
+        action tokens only (same result; the other tokens' outputs are never decoded).
         """
         if plan is not None:
             return self._planned_velocity(x_t, plan, step)
-        exact = self.exact_reference if exact_reference is None else exact_reference
         B, H, _ = x_t.shape
         action_tokens = self.action_encoder(x_t, timestep, embodiment_id)
         action_tokens = action_tokens + self.position_embedding.weight[:H].unsqueeze(0)
@@ -147,7 +149,7 @@ class FlowMatchingActionHead(nn.Module):
         parts.append(action_tokens)
         h = torch.cat(parts, dim=1)
         mask = vl_mask if self.cfg.use_vl_mask_in_cross_attention else None
-        if exact:
+        if not action_tokens_only:
             out = self.model(h, vl_tokens, timestep, mask)
             return self.action_decoder(out, embodiment_id)[:, -H:]
         return self.action_decoder(self.model(h, vl_tokens, timestep, mask, keep_last=H), embodiment_id)
@@ -219,8 +221,9 @@ class FlowMatchingActionHead(nn.Module):
                 exact_reference: bool | None = None) -> tuple[torch.Tensor, dict]:
         """Masked flow-matching loss. `noise` [B, H, Dmax_a] and `t` [B] may be fixed by the caller."""
         B = action.shape[0]
-        if noise is None:
-            noise = torch.randn(action.shape, generator=generator, dtype=action.dtype).to(action.device)
+        if noise is None:  # on the action's device unless a (CPU) generator fixes the stream
+            dev = generator.device if generator is not None else action.device
+            noise = torch.randn(action.shape, generator=generator, dtype=action.dtype, device=dev).to(action.device)
         if t is None:
             t = sample_flow_time(B, self.cfg, action.device)
         t = t.to(action.dtype)
@@ -229,8 +232,9 @@ class FlowMatchingActionHead(nn.Module):
         target = action - noise
         timestep = (t * self.cfg.num_timestep_buckets).long()
         vl = self.process_vl(vl_tokens)
+        exact = self.exact_reference if exact_reference is None else exact_reference
         pred = self.velocity(x_t, timestep, self.encode_state(state, embodiment_id), vl, embodiment_id, vl_mask,
-                             exact_reference=exact_reference)
+                             action_tokens_only=not exact)
         loss = masked_flow_loss(pred, target, action_mask)
         return loss, {"flow_loss": loss.detach(), "t_mean": t.mean().detach()}
 
@@ -271,5 +275,5 @@ class FlowMatchingActionHead(nn.Module):
 
         def reference(x, k):
             timestep = torch.full((x.shape[0],), buckets[k], dtype=torch.long, device=x.device)
-            return self.velocity(x, timestep, state_tokens, vl, embodiment_id, vl_mask, exact_reference=True)
+            return self.velocity(x, timestep, state_tokens, vl, embodiment_id, vl_mask)
         return reference

@@ -37,11 +37,12 @@ class CategorySpecificLinear(nn.Module):
     def slice(self, embodiment_id: torch.Tensor, uniform: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The weights one batch uses, gathered once (e.g. per chunk) for `apply_slice`.
 
-        uniform=True (every sample has embodiment_id[0]): W [in, out], b [out], views, no copy;
+        uniform=True (every sample has embodiment_id[0]): W [in, out], b [out] (one slot);
         else W [B, in, out], b [B, 1, out].
         """
-        if uniform:
-            return self.W[embodiment_id[0]], self.b[embodiment_id[0]]
+        if uniform:  # index_select, not W[e[0]]: no host round trip for the index
+            e0 = embodiment_id[:1]
+            return self.W.index_select(0, e0)[0], self.b.index_select(0, e0)[0]
         return self.W[embodiment_id], self.b[embodiment_id].unsqueeze(1)
 
     def extra_repr(self) -> str:

@@ -17,6 +17,9 @@ exponentially decaying weights over the rest of the overlap with chunk n (steps 
 of chunk n's actions still planned), 0 beyond it, where the new chunk is free to follow the policy.
 beta (default 5) clips the guidance weight, which diverges as tau -> 0.
 
+The runtime's chunk prefetcher (groot_kit.chunking, mode "rtc") supplies the prefix and d; the
+runtime's System 1 (groot_kit.runtime.systems) samples with `inpaint_sample` or `rtc_sample`.
+
 Cost: one backward pass through the DiT (for the action tokens) per Euler step on top of the
 forward; the VL context and everything else `plan_chunk` reuses stay constants.
 """

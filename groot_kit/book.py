@@ -30,6 +30,7 @@ from groot_kit.notebooks import NOTEBOOK_DIR, REPO, list_notebooks, run_notebook
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+TQDM = re.compile(r"\d+%\|")  # text of a tqdm bar, e.g. "train: 100%|####| 30/30"
 # The talk's structure (GR00T N1): which notebooks tell which part.
 CHAPTERS = [
     ("Start here", "A whole VLA model in five minutes.", ["00"]),
@@ -75,7 +76,13 @@ class StaticRenderer:
         if not figures:
             return []
         try:
-            return asyncio.run(self._render(figures))
+            out = asyncio.run(self._render(figures))
+            failed = [i for i, png in enumerate(out) if png is None]
+            if failed:  # seen on a loaded machine: a tab had lost kaleido's scripts; a fresh browser draws it
+                self.error = None
+                for i, png in zip(failed, asyncio.run(self._render([figures[i] for i in failed]))):
+                    out[i] = png
+            return out
         except Exception as e:  # no chromium, or kaleido missing: pages still build, without PNGs
             self.error = f"{type(e).__name__}: {e}"
             return [None] * len(figures)
@@ -121,8 +128,12 @@ def prepare_notebook(nb: dict, renderer: StaticRenderer | None) -> tuple[dict, d
         o["data"]["text/html"] = _figure_html(o["data"][PLOTLY_MIME], png, i)
     widgets = [o for o in outputs if WIDGET_MIME in o["data"] and PLOTLY_MIME not in o["data"]]
     for o in widgets:
-        o["data"] = {"text/html": '<div class="gk-widget">Interactive widget: it needs a running kernel. Open this '
-                                  'notebook in JupyterLab (<code>make lab</code>) to use it.</div>'}
+        text = "".join(o["data"].get("text/plain", ""))
+        if TQDM.search(text):  # a finished progress bar: its text says everything
+            o["data"] = {"text/html": f"<pre>{html.escape(text)}</pre>"}
+        else:
+            o["data"] = {"text/html": '<div class="gk-widget">Interactive widget: it needs a running kernel. Open '
+                                      'this notebook in JupyterLab (<code>make lab</code>) to use it.</div>'}
     nb.get("metadata", {}).pop("widgets", None)  # the widget manager would be fetched from a CDN
     stats = {"figures": len(figs), "pngs": sum(p is not None for p in pngs), "widgets": len(widgets),
              "stderr": len(stderr_outputs(nb))}

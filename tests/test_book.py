@@ -100,8 +100,12 @@ def test_widgets_become_a_note_and_stderr_is_counted():
     nb = {"metadata": {"widgets": {"state": {}}}, "cells": [{"cell_type": "code", "source": "", "outputs": [
         {"output_type": "display_data", "metadata": {},
          "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "x"}, "text/plain": "VBox()"}},
+        {"output_type": "display_data", "metadata": {},
+         "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "y"}, "text/plain": "train: 100%|##| 30/30"}},
         {"output_type": "stream", "name": "stderr", "text": "[libx264 @ 0x1] frame I:5\n"}]}]}
     prepared, stats = prepare_notebook(nb, renderer=None)
-    assert stats == {"figures": 0, "pngs": 0, "widgets": 1, "stderr": 1}
-    assert "make lab" in prepared["cells"][0]["outputs"][0]["data"]["text/html"]
+    assert stats == {"figures": 0, "pngs": 0, "widgets": 2, "stderr": 1}
+    outs = prepared["cells"][0]["outputs"]
+    assert "make lab" in outs[0]["data"]["text/html"]
+    assert outs[1]["data"]["text/html"] == "<pre>train: 100%|##| 30/30</pre>"  # a progress bar keeps its text
     assert "widgets" not in prepared["metadata"]

@@ -164,7 +164,7 @@ def denoising_animation(trajectories: Mapping[str, Any], dims: Sequence[int] = (
     fig.update_layout(
         title=title + " (dotted: final chunk)", height=470, margin=dict(b=150),
         # the slider starts right of the Play/Pause buttons, so neither covers the other's ticks
-        sliders=[dict(active=0, currentvalue=dict(prefix="flow time t = "), steps=steps, x=0.16, len=0.84,
+        sliders=[dict(active=0, currentvalue=dict(prefix="flow time t = "), steps=steps, x=0.2, len=0.8,
                       y=-0.12, yanchor="top", pad=dict(t=30))],
         updatemenus=[dict(type="buttons", showactive=False, direction="left", x=0.0, y=-0.12, xanchor="left",
                           yanchor="top", pad=dict(t=58),

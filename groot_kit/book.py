@@ -157,7 +157,8 @@ def _title_and_goal(nb: dict) -> tuple[str, str]:
     first = "".join(nb["cells"][0]["source"]) if nb["cells"] else ""
     title = next((ln.lstrip("# ").strip() for ln in first.splitlines() if ln.startswith("#")), "notebook")
     goal = re.search(r"\*\*Goal\.\*\*\s*(.+?)(?:\n\n|$)", first, re.S)
-    return title, (goal.group(1).replace("\n", " ").strip() if goal else "")
+    plain = re.sub(r"[*`]", "", goal.group(1)).replace("\n", " ").strip() if goal else ""  # no markdown on the index
+    return title, plain
 
 
 def index_page(pages: list[dict]) -> str:
@@ -175,7 +176,7 @@ def index_page(pages: list[dict]) -> str:
         parts.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(blurb)}</p><ul>")
         for p in items:
             parts.append(f"<li><a href='{p['name']}.html'>{html.escape(p['title'])}</a><br>{html.escape(p['goal'])}"
-                         f"<br><span class='meta'>{p['figures']} figures · executed in {p['seconds']} s</span></li>")
+                         f"<br><span class='meta'>{p['figures']} figures · fast-mode run {p['executed_s']} s</span></li>")
         parts.append("</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -215,8 +216,9 @@ def build_book(out_dir: str | Path = REPO / "outputs" / "book", executed_dir: st
         (run_dir).mkdir(parents=True, exist_ok=True)
         (run_dir / path.name).write_text(json.dumps(nb))  # executed copy with PNG fallbacks (GitHub, nbconvert)
         (out_dir / f"{path.stem}.html").write_text(notebook_page(nb, plotly_js, nav))
+        ran_s = nb.get("metadata", {}).get("papermill", {}).get("duration")  # papermill's own clock
         pages.append({"name": path.stem, "title": title, "goal": goal, **stats,
-                      "seconds": round(time.perf_counter() - t0, 1)})
+                      "executed_s": round(ran_s, 1) if ran_s else None, "page_s": round(time.perf_counter() - t0, 1)})
         print(f"{path.stem:<32} {stats['figures']:>3} figures ({stats['pngs']} PNG), {stats['widgets']} widgets, "
               f"{stats['stderr']} stderr", flush=True)
     (out_dir / "index.html").write_text(index_page(pages))

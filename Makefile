@@ -1,7 +1,8 @@
 # groot_kit: two commands do everything on a fresh machine.
 #   make lab    set up (.venv, Python 3.12) and open JupyterLab on notebooks/
 #   make test   set up and run every test (unit, notebooks in fast mode, browser UI)
-# Also: make tour (every notebook headless, fast mode), make bench (benchmark scripts).
+# Also: make tour (every notebook headless, fast mode), make book (the notebooks, executed in fast
+# mode, as a static offline HTML site in outputs/book/), make bench (benchmark scripts).
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
@@ -17,7 +18,7 @@ export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup sysdeps lab tour test test-unit bench clean strip-notebooks
+.PHONY: setup sysdeps lab tour book test test-unit bench clean strip-notebooks
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON312)" ]; then echo "No Python 3.12 found. Install one (pyenv install 3.12, apt, or conda) or run: make PYTHON312=/path/to/python3.12"; exit 1; fi
@@ -31,11 +32,21 @@ setup: sysdeps $(STAMP)
 sysdeps:
 	@bash scripts/install_system_deps.sh
 
+# jupyter_config/ adds (does not replace) a lab config: the news pop-up (announcements) is off.
+# Notebooks resolve data_samples/ and outputs/ from the repo root, so the folder Lab starts in does
+# not matter. Root (containers) needs --allow-root; a user does not.
+LAB_FLAGS := --notebook-dir=notebooks --ip=127.0.0.1 --LabApp.news_url=None \
+	--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1
+	JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter_config $(VENV)/bin/jupyter lab $(LAB_FLAGS)
 
 tour: setup
 	GROOT_KIT_FAST=1 $(PY) -m groot_kit.tour
+
+# Static PNGs of the plots come from kaleido driving Debian's chromium (sysdeps installs it).
+book: setup
+	GROOT_KIT_FAST=1 $(PY) -m groot_kit.book
 
 # pytest exit code 5 (nothing collected) must fail, not pass silently.
 test: setup

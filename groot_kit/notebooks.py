@@ -16,9 +16,26 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from groot_kit.paths import REPO_ROOT as REPO
+from groot_kit.paths import repo_path  # noqa: F401  (notebooks import it from here)
 NOTEBOOK_DIR = REPO / "notebooks"
 REQUIRED_PARAMETERS = ["FAST_MODE", "SEED", "DEVICE", "OUTPUT_DIR"]
+
+
+def shipped_result(relpath: str) -> dict:
+    """A measured result shipped in the repo (e.g. ``benchmarks/results/imitation_vs_rl.json``)."""
+    return json.loads(repo_path(relpath, must_exist="shipped result").read_text())
+
+
+def smoke_run_note(text: str, fast: bool = True) -> None:
+    """Show, next to a figure, that fast mode only smoke-tests it (and what the full run gives).
+
+    Fast mode shrinks budgets so CI can run every notebook; where the trained result is the point
+    the numbers then mean nothing, and the narration must not seem to contradict the figure.
+    """
+    if fast:
+        from IPython.display import Markdown, display
+        display(Markdown(f"> **Fast mode: a smoke run.** {text}"))
 
 
 def list_notebooks(folder: Path = NOTEBOOK_DIR) -> list[Path]:
@@ -110,21 +127,26 @@ def _ipc_kernel_manager():
     return IPCKernelManager
 
 
-def run_notebook(path: Path, output_dir: Path, fast: bool = True, timeout: int = 900) -> dict:
-    """Execute one notebook with papermill; returns {name, ok, seconds, metrics, error}."""
+def run_notebook(path: Path, output_dir: Path, fast: bool = True, timeout: int = 900,
+                 parameters: dict | None = None) -> dict:
+    """Execute one notebook with papermill; returns {name, ok, seconds, metrics, error, stderr}.
+
+    ``parameters`` override the notebook's parameters cell (FAST_MODE and OUTPUT_DIR are set here);
+    ``stderr`` lists the first line of every stderr output the executed notebook holds.
+    """
     import papermill as pm
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     work = output_dir / Path(path).stem
     t0 = time.perf_counter()
-    result = {"name": Path(path).stem, "ok": False, "seconds": 0.0, "metrics": {}, "error": None}
+    result = {"name": Path(path).stem, "ok": False, "seconds": 0.0, "metrics": {}, "error": None, "stderr": []}
     # The kernel inherits the environment: fast mode for nbmake-style checks, and this checkout's
     # groot_kit first on its path (not whatever an editable install points to).
     path_env = os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
     with _environ(GROOT_KIT_FAST="1" if fast else "0", PYTHONPATH=path_env):
         try:
             pm.execute_notebook(str(path), str(output_dir / Path(path).name), cwd=str(Path(path).parent),
-                                parameters={"FAST_MODE": fast, "OUTPUT_DIR": str(work)},
+                                parameters={**(parameters or {}), "FAST_MODE": fast, "OUTPUT_DIR": str(work)},
                                 kernel_name="python3", progress_bar=False, execution_timeout=timeout,
                                 kernel_manager_class=_ipc_kernel_manager())
             metrics_file = work / "metrics.json"
@@ -134,8 +156,22 @@ def run_notebook(path: Path, output_dir: Path, fast: bool = True, timeout: int =
                 result["error"] = f"{metrics_file} was not written"
         except Exception as e:  # report and go on with the next notebook
             result["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+    executed = output_dir / Path(path).name
+    if executed.exists():
+        result["stderr"] = stderr_outputs(json.loads(executed.read_text()))
     result["seconds"] = round(time.perf_counter() - t0, 1)
     return result
+
+
+def stderr_outputs(nb: dict) -> list[str]:
+    """'cell N: first line' for every stderr stream output of an executed notebook (red blocks in Lab)."""
+    found = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                text = "".join(out.get("text", "")).strip()
+                found.append(f"cell {i}: {text.splitlines()[0][:200] if text else '(blank)'}")
+    return found
 
 
 def _summary(metrics: dict, limit: int = 3) -> str:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the kit needs beyond Python wheels, only when they are missing:
 #   ffmpeg          FFmpeg shared libraries for torchcodec (lerobot's video decoder)
-#   chromium        the browser Playwright drives in the JupyterLab UI test
+#   chromium        the browser Playwright drives in the UI and book tests; kaleido renders the
+#                   book's static plot PNGs with it (make book)
 #   libegl1 + mesa  headless MuJoCo rendering (MUJOCO_GL=egl); libosmesa6 is the fallback
 set -euo pipefail
 need=()

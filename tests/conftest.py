@@ -18,3 +18,22 @@ def tiny_policy():
     from groot_kit.model.policy import GrootPolicy
     torch.manual_seed(0)
     return GrootPolicy("tiny").eval()
+
+
+@pytest.fixture(scope="session")
+def executed_notebook(tmp_path_factory):
+    """``run(path)`` -> ``run_notebook`` result; each notebook executes at most once per session in
+    fast mode, so the notebook tests and the book test share one execution (keep both in the
+    "notebooks" xdist group so they land on the same worker)."""
+    from groot_kit.notebooks import run_notebook
+
+    folder = tmp_path_factory.mktemp("executed_notebooks")
+    done = {}
+
+    def run(path):
+        if path.stem not in done:
+            done[path.stem] = run_notebook(path, folder, fast=True, timeout=600)
+        return done[path.stem]
+
+    run.folder = folder
+    return run

@@ -5,9 +5,7 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
-from groot_kit.data import GrootDataset, GrootProcessor
 from groot_kit.data.processor import processor_for
 from groot_kit.eval import PolicyController, evaluate_closed_loop, scene_seeds, sim_observation, wilson_interval
 from groot_kit.eval.seeds import RESERVED_SEED_START, finetune_eval_seed

@@ -32,6 +32,40 @@ def _flat_actions(decoded: dict[str, np.ndarray], modality, B: int, H: int) -> n
 
 
 # ----------------------------------------------------------------------------------- open loop
+def policy_dataset(policy, dataset, processor=None):
+    """(GrootDataset shaped for `policy`, its processor) from a dataset folder or a GrootDataset.
+    The processor is the checkpoint's own for the dataset's embodiment when it has one."""
+    from groot_kit.data import GrootDataset
+    from groot_kit.data.processor import processor_for
+
+    if not isinstance(dataset, GrootDataset):  # the checkpoint's processor: its keys, stats and slot
+        dataset, processor = GrootDataset.for_policy(policy, dataset, processor)
+    return dataset, processor or processor_for(policy, dataset=dataset)
+
+
+def recorded_chunk_fn(policy, dataset, episode: int = 0, seed: int = 0):
+    """A chunk source for ``runtime.chunking.compare_modes`` from a recorded episode.
+
+    Returns ``(chunk_fn, length)``: ``chunk_fn(step)`` -> the policy's normalised chunk [H, action_dim]
+    for the episode's observation at `step` (clamped to the last frame), noise seeded by the step.
+    """
+    from groot_kit.data import collate
+
+    dataset, processor = policy_dataset(policy, dataset)
+    idx = np.flatnonzero(dataset.frame_episode_index == episode)
+    if len(idx) == 0:
+        raise ValueError(f"episode {episode} is not in {dataset.info.root}")
+    d = processor.modality.action_dim
+
+    @torch.no_grad()
+    def chunk_fn(step: int) -> np.ndarray:
+        batch = collate([dataset[int(idx[min(step, len(idx) - 1)])]])
+        g = torch.Generator(device=policy.device).manual_seed(seed * 100_003 + step)
+        return policy.eval().predict_action_chunk(batch, generator=g)[0, :, :d].cpu().numpy()
+
+    return chunk_fn, len(idx)
+
+
 @torch.no_grad()
 def evaluate_open_loop(policy, dataset, episodes: list[int] | None = None, max_episodes: int | None = 5,
                        action_horizon: int | None = None, seed: int = 0, processor=None) -> dict[str, Any]:
@@ -41,17 +75,13 @@ def evaluate_open_loop(policy, dataset, episodes: list[int] | None = None, max_e
     "episodes": [{"episode_index", "length", "mse", "mse_per_dim", "pred" [T,d], "gt" [T,d]}]}``.
     The noise of query q of episode e comes from ``torch.Generator().manual_seed(seed + 1000*e + q)``.
     """
-    from groot_kit.data import GrootDataset, collate
-    from groot_kit.data.processor import processor_for
+    from groot_kit.data import collate
 
-    cfg = policy.config
-    H = action_horizon or cfg.action_head.action_horizon
-    if not isinstance(dataset, GrootDataset):  # the checkpoint's processor: its keys, stats and slot
-        dataset, processor = GrootDataset.for_policy(policy, dataset, processor)
+    H = action_horizon or policy.config.action_head.action_horizon
+    dataset, processor = policy_dataset(policy, dataset, processor)
     if not dataset.info.has_actions:
         raise ValueError(f"{dataset.info.root}: dataset has no actions (video tier); open-loop MSE needs "
                          "recorded actions")
-    processor = processor or processor_for(policy, dataset=dataset)
     mod = processor.modality
     ep_index = dataset.frame_episode_index
     raw = dataset.raw_actions()  # [N, d] of the selected action keys, unnormalised

@@ -98,13 +98,14 @@ def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", sec
                     mode: str = "ensemble", replan_every: int | None = 4, system2_hz: float = 10.0,
                     checkpoint: str | None = None, policy=None, seed: int = 0, realtime: bool = True,
                     ensemble_decay: float = 0.1, num_steps: int | None = None, lookahead: int | None = None,
-                    torch_threads: int | None = 1, render_in: str = "system2") -> dict:
+                    torch_threads: int | None = 1, render_in: str = "system2", timeline: bool = False) -> dict:
     """Run the runtime in MuJoCo for `seconds` of wall-clock time; returns timing + smoothness stats.
 
     render_in="system2" (default): the control tick only snapshots qpos/mocap (about a microsecond);
     the System 2 thread renders the cameras from that snapshot with its own MjData and GL context,
     then encodes. render_in="control": the control tick renders at the System 2 rate (the old
     behaviour; a few ms every `control_hz / system2_hz` ticks).
+    timeline=True adds ``stats["timeline"]`` (see :func:`runtime_timeline`) for plotting.
     """
     from groot_kit.data.processor import processor_for
     from groot_kit.model.policy import GrootPolicy
@@ -140,6 +141,30 @@ def run_mujoco_demo(embodiment: str = "gr1_upper", task: str = "pick_place", sec
                      render_p50_ms=float(np.median(sim.frame_ms)) if sim.frame_ms else None,
                      render_in=render_in, policy=checkpoint or "tiny (random init)", threads_alive_after=rt.alive,
                      mujoco_gl=os.environ.get("MUJOCO_GL"))
+        if timeline:
+            stats["timeline"] = runtime_timeline(rt)
         return stats
     finally:
         env.close()
+
+
+def runtime_timeline(rt: DualRateRuntime) -> dict:
+    """Every event of a finished run, in ms from the first control tick (for a timeline plot).
+
+    ``system2`` / ``system1`` / ``control``: {"start_ms", "dur_ms"} per System 2 update, System 1
+    chunk and control tick; ``feature_age_ms``: per chunk, how old its System 2 features' camera
+    input was when System 1 started; ``boundaries``: control steps that started a new chunk;
+    ``control_missed``: ticks that ended after their 1/control_hz deadline.
+    """
+    ticks = np.asarray(rt.tick_stats.starts)
+    t_ref = float(ticks[0]) if len(ticks) else 0.0
+
+    def events(st) -> dict:
+        return {"start_ms": [(t - t_ref) * 1e3 for t in st.starts], "dur_ms": [d * 1e3 for d in st.durations]}
+
+    ctl = events(rt.tick_stats)
+    period_ms = 1e3 / rt.control_hz
+    missed = [k for k, (s, d) in enumerate(zip(ctl["start_ms"], ctl["dur_ms"])) if s + d > (k + 1) * period_ms]
+    return {"system2": events(rt.s2_stats), "system1": events(rt.s1_stats), "control": ctl,
+            "feature_age_ms": list(rt.feature_ages_ms), "boundaries": list(rt.executor.boundaries),
+            "control_missed": missed, "control_hz": rt.control_hz, "system2_hz": rt.system2_hz}

@@ -33,6 +33,16 @@ def png_bytes(img: np.ndarray, scale: int = 1) -> bytes:
     return buf.getvalue()
 
 
+def placeholder_png(width: int, height: int, text: str) -> bytes:
+    """A light-grey PNG with a short note: an empty ``widgets.Image`` shows a broken-image icon."""
+    from PIL import Image, ImageDraw
+    im = Image.new("RGB", (width, height), (238, 238, 238))
+    ImageDraw.Draw(im).text((10, height // 2 - 6), text, fill=(120, 120, 120))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def render_arm_preview(spec, size: int = 240, out_dir: str | os.PathLike | None = None, slot_id: int = 30,
                        task: str = "reach") -> tuple[np.ndarray, object]:
     """Write the arm for `spec` (ArmSpec) and render it at its home pose: a 3/4 view of the robot
@@ -84,7 +94,8 @@ class FinetuneApp:
         self.gripper = W.Checkbox(value=spec.gripper, description="gripper")
         self.links_box = W.VBox()
         self._make_joint_rows(spec.link_lengths, spec.joint_limits)
-        self.preview = W.Image(format="png", layout=lay(width="480px", height="240px"))
+        self.preview = W.Image(value=placeholder_png(480, 240, "rendering the arm ..."), format="png",
+                               layout=lay(width="480px", height="240px"))
         self.arm_status = W.HTML()
         self.preview_button = W.Button(description="Update preview", icon="refresh")
         self.preview_button.on_click(lambda _: self.update_preview())
@@ -94,7 +105,8 @@ class FinetuneApp:
         self.demo_button = W.Button(description="Generate demos", icon="database")
         self.demo_button.on_click(lambda _: self.generate_demos())
         self.demo_status = W.HTML()
-        self.demo_image = W.Image(format="png", layout=lay(width="256px", height="128px"))
+        self.demo_image = W.Image(value=placeholder_png(256, 128, "no demos yet: Generate demos"), format="png",
+                                  layout=lay(width="256px", height="128px"))
         # ---------------------------------------------------------------- LoRA
         self.rank = W.Dropdown(options=[2, 4, 8, 16, 32], value=4 if fast else 16, description="rank")
         self.alpha = W.FloatText(value=8.0 if fast else 32.0, description="alpha")
@@ -117,7 +129,8 @@ class FinetuneApp:
         self.rollout_button = W.Button(description="Roll out", icon="video-camera")
         self.rollout_button.on_click(lambda _: self.rollout())
         self.rollout_status = W.HTML()
-        self.video = W.Image(format="png", layout=lay(width="240px", height="240px"))
+        self.video = W.Image(value=placeholder_png(240, 240, "no rollout yet: Roll out"), format="png",
+                             layout=lay(width="240px", height="240px"))
         self.play = W.Play(value=0, min=0, max=0, interval=33, description="play")
         self.frame = W.IntSlider(value=0, min=0, max=0, description="frame")
         W.jslink((self.play, "value"), (self.frame, "value"))

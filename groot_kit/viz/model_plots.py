@@ -21,6 +21,7 @@ PART_GROUPS = {
     "action_encoder": "System 1", "action_decoder": "System 1", "position_and_future_tokens": "System 1",
 }
 SYSTEM_COLORS = {"System 2": "#636EFA", "System 1": "#EF553B"}
+DIM_COLORS = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3"]  # one colour per action dim
 
 # Paper figures (GR00T N1 whitepaper, N1.5 release notes) for the preset comparison table.
 PAPER_PARAMS = {
@@ -90,16 +91,24 @@ def preset_parameter_rows(counts: Mapping[str, Mapping[str, int]]) -> list[dict[
 
 # -------------------------------------------------------------------------------- actions
 def action_chunk_figure(chunk: Any, dims: Iterable[int] | None = None, title: str = "Predicted action chunk",
-                        dt: float | None = None) -> go.Figure:
-    """One line per action dim over the horizon. chunk: [H, D] (or [1, H, D])."""
+                        dt: float | None = None, targets: Any = None) -> go.Figure:
+    """One line per action dim over the horizon. chunk: [H, D] (or [1, H, D]).
+
+    ``targets`` ([H, D], optional): drawn dashed in the same colour as the dim it belongs to.
+    """
     a = _np(chunk)
     if a.ndim == 3:
         a = a[0]
     dims = list(dims) if dims is not None else list(range(a.shape[1]))
     x = np.arange(a.shape[0]) * (dt or 1.0)
     fig = go.Figure()
-    for d in dims:
-        fig.add_scatter(x=x, y=a[:, d], mode="lines+markers", name=f"dim {d}")
+    for j, d in enumerate(dims):
+        color = DIM_COLORS[j % len(DIM_COLORS)]
+        fig.add_scatter(x=x, y=a[:, d], mode="lines+markers", name=f"dim {d}", line=dict(color=color),
+                        legendgroup=f"dim {d}")
+        if targets is not None:
+            fig.add_scatter(x=x, y=_np(targets)[:, d], mode="lines", name=f"target {d}", legendgroup=f"dim {d}",
+                            line=dict(color=color, dash="dash"))
     fig.update_layout(title=title, xaxis_title="time (s)" if dt else "horizon step h", yaxis_title="normalised action",
                       height=380, legend=dict(orientation="v"))
     return fig
@@ -122,7 +131,7 @@ def denoising_animation(trajectories: Mapping[str, Any], dims: Sequence[int] = (
     ts = np.linspace(0.0, 1.0, n)
     labels = list(trajs)
     fig = make_subplots(rows=1, cols=len(labels), subplot_titles=labels, shared_yaxes=True)
-    colors = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3"]
+    colors = DIM_COLORS
     lo = min(float(a[..., list(dims)].min()) for a in trajs.values())
     hi = max(float(a[..., list(dims)].max()) for a in trajs.values())
 
@@ -153,9 +162,12 @@ def denoising_animation(trajectories: Mapping[str, Any], dims: Sequence[int] = (
     fig.update_yaxes(range=[lo - pad, hi + pad])
     fig.update_xaxes(title_text="horizon step h")
     fig.update_layout(
-        title=title + " (dotted: final chunk)", height=430,
-        sliders=[dict(active=0, currentvalue=dict(prefix="flow time t = "), steps=steps, pad=dict(t=40))],
-        updatemenus=[dict(type="buttons", showactive=False, x=0.0, y=-0.25, xanchor="left",
+        title=title + " (dotted: final chunk)", height=470, margin=dict(b=150),
+        # the slider starts right of the Play/Pause buttons, so neither covers the other's ticks
+        sliders=[dict(active=0, currentvalue=dict(prefix="flow time t = "), steps=steps, x=0.2, len=0.8,
+                      y=-0.12, yanchor="top", pad=dict(t=30))],
+        updatemenus=[dict(type="buttons", showactive=False, direction="left", x=0.0, y=-0.12, xanchor="left",
+                          yanchor="top", pad=dict(t=58),
                           buttons=[dict(label="Play", method="animate",
                                         args=[None, dict(frame=dict(duration=300, redraw=True), fromcurrent=True)]),
                                    dict(label="Pause", method="animate",

@@ -14,6 +14,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from groot_kit.viz.model_plots import SYSTEM_COLORS
 
 
 def frames_animation(frames: np.ndarray, fps: float = 10.0, title: str = "", max_frames: int = 120,
@@ -83,11 +86,18 @@ def subtask_timeline_figure(episode: Mapping[str, Any], replan_every: int = 8,
 
 
 def training_curve_widget(title: str = "Training loss (live)"):
-    """A FigureWidget with loss / sub-task loss traces and a ``callback(step, row)`` that appends to it."""
-    fig = go.FigureWidget()
+    """Show a live loss / sub-task loss figure; returns ``(live, callback(step, row))``.
+
+    ``live`` is a :class:`groot_kit.viz.live.LiveFigure` (already displayed); call ``live.freeze()``
+    when training ends so the saved notebook keeps the curve.
+    """
+    from groot_kit.viz.live import LiveFigure
+
+    live = LiveFigure(go.Figure(layout=dict(title=title, xaxis_title="step", yaxis=dict(title="loss", type="log"),
+                                            height=340)))
+    fig = live.fig
     fig.add_scatter(x=[], y=[], name="loss (flow + sub-task)", mode="lines")
     fig.add_scatter(x=[], y=[], name="sub-task loss", mode="lines")
-    fig.update_layout(title=title, xaxis_title="step", yaxis=dict(title="loss", type="log"), height=340)
 
     def callback(step: int, row: dict) -> None:
         with fig.batch_update():
@@ -96,7 +106,7 @@ def training_curve_widget(title: str = "Training loss (live)"):
             if "subtask_loss" in row:
                 fig.data[1].x = tuple(fig.data[1].x) + (step,)
                 fig.data[1].y = tuple(fig.data[1].y) + (row["subtask_loss"],)
-    return fig, callback
+    return live, callback
 
 
 def data_mixture_figure(datasets: Sequence[Mapping[str, Any]], title: str = "Pretraining mixture (frames)") -> go.Figure:
@@ -146,10 +156,9 @@ def closed_loop_section(checkpoint: str | Path = "data_samples/checkpoints/tiny_
     from groot_kit.model.policy import GrootPolicy
     from groot_kit.eval import evaluate_closed_loop, strip_arrays
 
-    ck = Path(checkpoint)
-    if not ck.is_absolute() and not ck.exists():  # repo-relative (notebooks run with cwd=notebooks/)
-        ck = Path(__file__).resolve().parents[2] / ck
-    policy = policy or GrootPolicy.from_pretrained(ck)
+    from groot_kit.notebooks import repo_path
+
+    policy = policy or GrootPolicy.from_pretrained(repo_path(checkpoint, must_exist="checkpoint"))
     embodiments = list(embodiments or policy.normalization.get("processors", {}))
     results = {}
     for emb in embodiments:
@@ -167,3 +176,55 @@ def closed_loop_section(checkpoint: str | Path = "data_samples/checkpoints/tiny_
                for e, r in results.items()}
     return {"results": {e: strip_arrays(r) for e, r in results.items()}, "raw": results, "figures": figs,
             "metrics": metrics}
+
+
+def dual_rate_timeline_figure(tl: Mapping[str, Any], window_ms: float = 600.0,
+                              title: str = "Dual-rate runtime: who runs when") -> go.Figure:
+    """Top: System 2 updates, System 1 chunks and control ticks as bars over the first `window_ms`
+    of a run, with System 2's deadlines (dotted) and the steps that started a new chunk (ticks).
+    Bottom: feature age per chunk (how old System 2's camera input was when System 1 used it).
+    tl: ``run_mujoco_demo(..., timeline=True)["timeline"]``."""
+    rows = [("System 2 (VLM)", tl["system2"], SYSTEM_COLORS["System 2"]),
+            ("System 1 (chunk)", tl["system1"], SYSTEM_COLORS["System 1"]),
+            ("control tick", tl["control"], "#2ca02c")]
+    fig = make_subplots(rows=2, cols=1, row_heights=[0.6, 0.4], vertical_spacing=0.16,
+                        subplot_titles=("events over time (ms; bar length = compute time)",
+                                        "feature age per chunk (ms since System 2's camera input)"))
+    for name, ev, color in rows:
+        keep = [i for i, s in enumerate(ev["start_ms"]) if s <= window_ms]
+        fig.add_bar(y=[name] * len(keep), x=[max(ev["dur_ms"][i], 0.3) for i in keep],
+                    base=[ev["start_ms"][i] for i in keep], orientation="h", marker_color=color, name=name,
+                    hovertemplate="start %{base:.1f} ms, %{x:.2f} ms<extra></extra>", row=1, col=1)
+    period2 = 1e3 / tl["system2_hz"]
+    for k in range(1, int(window_ms // period2) + 1):
+        fig.add_vline(x=k * period2, line_dash="dot", line_color="#999", row=1, col=1)
+    ctl = tl["control"]["start_ms"]
+    bx = [ctl[b] for b in tl["boundaries"] if b < len(ctl) and ctl[b] <= window_ms]
+    fig.add_scatter(x=bx, y=["control tick"] * len(bx), mode="markers", marker=dict(symbol="triangle-up", size=9,
+                    color="black"), name="new chunk starts", row=1, col=1)
+    s1 = tl["system1"]["start_ms"]
+    fig.add_scatter(x=s1[:len(tl["feature_age_ms"])], y=tl["feature_age_ms"], mode="markers+lines",
+                    marker_color=SYSTEM_COLORS["System 2"], name="feature age", row=2, col=1)
+    fig.add_hline(y=period2, line_dash="dot", line_color="#999", row=2, col=1,
+                  annotation_text="one System 2 period", annotation_position="top left")
+    fig.update_xaxes(range=[0, window_ms], row=1, col=1)
+    fig.update_xaxes(title_text="time since the first control tick (ms)", range=[0, max(s1[-1] if s1 else 0, 1.0)],
+                     row=2, col=1)
+    fig.update_yaxes(title_text="age (ms)", row=2, col=1)
+    fig.update_layout(title=title, height=560, barmode="overlay", legend=dict(orientation="h", y=-0.18))
+    return fig
+
+
+def chunk_modes_figure(modes: Mapping[str, Mapping[str, float]],
+                       title: str = "Action jumps at chunk boundaries vs inside a chunk") -> go.Figure:
+    """Grouped bars per execution mode (``compare_modes`` output): mean |a_t - a_{t-1}| at the steps
+    that start a new chunk vs the other steps."""
+    names = list(modes)
+    fig = go.Figure()
+    fig.add_bar(x=names, y=[modes[m].get("boundary_mean", 0.0) for m in names], name="at a chunk boundary",
+                marker_color=SYSTEM_COLORS["System 1"])
+    fig.add_bar(x=names, y=[modes[m].get("inside_mean", 0.0) for m in names], name="inside a chunk",
+                marker_color="#bbb")
+    fig.update_layout(title=title, barmode="group", yaxis_title="mean action jump (normalised units)", height=340,
+                      xaxis_title="execution mode")
+    return fig

@@ -32,7 +32,7 @@ def test_blending_chunks_shrinks_the_jump_at_chunk_boundaries():
 
     from groot_kit.eval.open_loop import recorded_chunk_fn
     from groot_kit.model.policy import GrootPolicy
-    from groot_kit.runtime.chunking import compare_modes
+    from groot_kit.chunking import compare_modes
 
     policy = GrootPolicy.from_pretrained(BASE)
     chunk_fn, length = recorded_chunk_fn(policy, REPO / "data_samples" / "so100_teleop", episode=0, seed=0)

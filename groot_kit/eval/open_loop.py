@@ -44,24 +44,36 @@ def policy_dataset(policy, dataset, processor=None):
 
 
 def recorded_chunk_fn(policy, dataset, episode: int = 0, seed: int = 0):
-    """A chunk source for ``runtime.chunking.compare_modes`` from a recorded episode.
+    """A chunk source for ``groot_kit.chunking.compare_modes`` from a recorded episode.
 
-    Returns ``(chunk_fn, length)``: ``chunk_fn(step)`` -> the policy's normalised chunk [H, action_dim]
-    for the episode's observation at `step` (clamped to the last frame), noise seeded by the step.
+    Returns ``(chunk_fn, length)``: ``chunk_fn(step, prefix=None, prefix_len=0)`` -> the policy's
+    normalised chunk [H, action_dim] for the episode's observation at `step` (clamped to the last
+    frame), noise seeded by the step; with `prefix` (the executing chunk's remaining actions) it is
+    sampled by real-time chunking (groot_kit.model.rtc.inpaint_sample), so "rtc" joins the comparison.
     """
     from groot_kit.data import collate
+    from groot_kit.model.rtc import inpaint_sample
 
     dataset, processor = policy_dataset(policy, dataset)
     idx = np.flatnonzero(dataset.frame_episode_index == episode)
     if len(idx) == 0:
         raise ValueError(f"episode {episode} is not in {dataset.info.root}")
-    d = processor.modality.action_dim
+    d, D = processor.modality.action_dim, policy.config.action_head.max_action_dim
 
     @torch.no_grad()
-    def chunk_fn(step: int) -> np.ndarray:
+    def chunk_fn(step: int, prefix: np.ndarray | None = None, prefix_len: int = 0) -> np.ndarray:
         batch = collate([dataset[int(idx[min(step, len(idx) - 1)])]])
         g = torch.Generator(device=policy.device).manual_seed(seed * 100_003 + step)
-        return policy.eval().predict_action_chunk(batch, generator=g)[0, :, :d].cpu().numpy()
+        policy.eval()
+        if prefix is None:
+            return policy.predict_action_chunk(batch, generator=g)[0, :, :d].cpu().numpy()
+        vl, mask = policy.encode_vl(batch)
+        pre = torch.zeros(1, len(prefix), D)
+        pre[0, :, :d] = torch.as_tensor(np.asarray(prefix, np.float32))
+        dev = policy.device
+        chunk = inpaint_sample(policy.action_head, vl, batch["state"].to(dev), batch["embodiment_id"].to(dev),
+                               pre.to(dev), prefix_len, vl_mask=mask, generator=g, action_dims=d)
+        return chunk[0, :, :d].cpu().numpy()
 
     return chunk_fn, len(idx)
 

@@ -124,6 +124,14 @@ def _ipc_kernel_manager():
         def _transport_default(self):
             return "ipc"
 
+        @default("ip")
+        def _ip_default(self):
+            # a private folder per kernel: jupyter_client's default ("kernel-ipc" in the working
+            # directory when no connection file is known yet) lets two kernels started at once in
+            # the same folder pick the same socket files, and their messages fail the HMAC check
+            import tempfile
+            return os.path.join(tempfile.mkdtemp(prefix="groot-kit-kernel-"), "ipc")
+
     return IPCKernelManager
 
 

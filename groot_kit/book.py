@@ -38,7 +38,8 @@ CHAPTERS = [
      "base, mixed into one pretraining run.", ["01", "03"]),
     ("2 · The dual system", "System 2 (vision-language, ~10 Hz) plans; System 1 (flow-matching DiT, "
      "120 Hz control) turns its features into action chunks, in closed loop.", ["02", "05"]),
-    ("3 · Cross-embodiment", "One model, many bodies: a new arm gets a fresh embodiment slot and LoRA.", ["04"]),
+    ("3 · Cross-embodiment", "One model, many bodies: a new arm gets a fresh embodiment slot and LoRA, from the "
+     "simulator or from a dataset you bring.", ["04", "08"]),
     ("4 · Beyond imitation, and deployment", "RL on top of imitation, and the export to an edge device.",
      ["06", "07"]),
 ]

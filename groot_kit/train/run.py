@@ -34,8 +34,8 @@ def build_datasets(specs: list[str], policy, embodiment_id: int | None = None,
     frames (so expert and teleop data of one robot are normalised alike); the modes come from the
     data config, else the embodiment's embodiment.yaml when the robot is known. One processor per
     embodiment (with the data config's key selection) is stored in the policy, so the checkpoint
-    carries it. A robot with no slot (no meta/groot_kit.json, unknown to the policy) gets the slot
-    ``new_robot(name, info)`` returns (None: refused).
+    carries it. A robot the policy does not know gets the slot ``new_robot(name, info, preferred)``
+    returns (its recorded slot when that one is free), initialised from the nearest known robot.
     """
     import numpy as np
     from groot_kit.data import GrootDataset, MixtureDataset, NormalizationStats, open_dataset
@@ -50,10 +50,10 @@ def build_datasets(specs: list[str], policy, embodiment_id: int | None = None,
         info = open_dataset(root, select=data_config)
         name = (data_config.embodiment if data_config is not None and data_config.embodiment else None) or info.embodiment
         eid = embodiment_id if embodiment_id is not None else info.groot.get("embodiment_id")
-        if eid is None and name in procs:  # the policy already knows this robot: its slot
-            eid = procs[name]["embodiment_id"]
-        if eid is None and new_robot is not None:
-            eid = new_robot(name, info)
+        if name in procs:  # the policy already knows this robot: its slot
+            eid = procs[name]["embodiment_id"] if eid is None else eid
+        elif new_robot is not None:  # a robot the base has never seen: a free slot (the recorded one if free)
+            eid = new_robot(name, info, preferred=eid)
         if eid is None:
             raise ValueError(f"{root / 'meta' / 'groot_kit.json'}: no embodiment_id; pass --embodiment-id, or "
                              "--init-from BASE so the new robot takes a free slot of the base")
@@ -108,8 +108,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--slot", type=int, default=None, help="embodiment slot for it (default: a free one)")
     g.add_argument("--slot-init", default="nearest", help="new slot's start: nearest, mean, random, a robot or slot")
     g.add_argument("--lora", action="store_true", help="train peft LoRA adapters + the new slot only")
-    g.add_argument("--lora-rank", type=int, default=8)
-    g.add_argument("--lora-alpha", type=float, default=16.0)
+    g.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (the finetune recipe's default)")
+    g.add_argument("--lora-alpha", type=float, default=32.0, help="LoRA alpha (the finetune recipe's default)")
     for f in TrainConfig.__dataclass_fields__.values():
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
@@ -135,12 +135,15 @@ class NewRobot:
         self.policy, self.slot, self.init_from = policy, slot, init_from
         self.added: dict | None = None
 
-    def __call__(self, name: str, info) -> int:
+    def __call__(self, name: str, info, preferred: int | None = None) -> int:
         from groot_kit.train import lora as L
         if self.added is not None:
             raise ValueError(f"--dataset: a second new robot ('{name}' after '{self.added['robot']}') in one run; "
                              "train one new robot at a time (or give its datasets meta/groot_kit.json slots)")
-        slot = L.choose_slot(self.policy, self.slot)
+        if self.slot is None and preferred is not None and int(preferred) not in L.used_slots(self.policy):
+            slot = L.choose_slot(self.policy, int(preferred))
+        else:
+            slot = L.choose_slot(self.policy, self.slot)
         init = int(self.init_from) if str(self.init_from).isdigit() else self.init_from
         src = L.init_embodiment_slot(self.policy, slot, init, new_modality=info.modality)
         m = info.modality

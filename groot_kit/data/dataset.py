@@ -15,37 +15,12 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .errors import DataError
 from .modality import ACTION_FEATURE, SUBTASK_FEATURE, ModalityConfig
 from .normalization import NormalizationStats
+from .processor import ACTION_HORIZON, MAX_ACTION_DIM, MAX_STATE_DIM, GrootProcessor  # noqa: F401
 from .reader import DatasetInfo, open_dataset
-
-MAX_STATE_DIM = 64
-MAX_ACTION_DIM = 32
-ACTION_HORIZON = 16
-
-
-def resize_images(imgs: torch.Tensor, size: int) -> torch.Tensor:
-    """[..., 3, h, w] float in [0,1] -> [..., 3, size, size] (bilinear, antialiased)."""
-    lead = imgs.shape[:-3]
-    x = imgs.reshape(-1, *imgs.shape[-3:]).float()
-    if x.shape[-2:] != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return x.clamp(0, 1).reshape(*lead, 3, size, size)
-
-
-def pad_last(x: torch.Tensor, n: int, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-    d = x.shape[-1]
-    if d > n:
-        raise DataError(what, f"{d} dims exceed the model maximum {n}",
-                        f"use a model config with a larger max dim or fewer {what} keys")
-    out = torch.zeros(*x.shape[:-1], n, dtype=torch.float32)
-    out[..., :d] = x
-    mask = torch.zeros(*x.shape[:-1], n, dtype=torch.bool)
-    mask[..., :d] = True
-    return out, mask
 
 
 class GrootDataset(torch.utils.data.Dataset):
@@ -91,6 +66,10 @@ class GrootDataset(torch.utils.data.Dataset):
         self.stats = stats or NormalizationStats.from_dataset(self.info, modes=norm_modes)
         self.cams = list(self.modality.video.items())
         self.max_views = max_views or max(1, len(self.cams))
+        # the one observation -> batch transform, shared with the server, the runtime and evaluation
+        self.processor = GrootProcessor(self.modality, self.stats, self.embodiment_id, self.image_size, self.horizon,
+                                        max_state_dim, max_action_dim, self.max_views,
+                                        self.info.groot.get("embodiment") or self.info.embodiment or "unknown")
         fps = self.info.fps
         act_feats = sorted({s.original_key for s in self.modality.action.values()}) or [ACTION_FEATURE]
         dt = {k: [i / fps for i in range(self.horizon)] for k in act_feats} if self.info.has_actions else None
@@ -177,27 +156,21 @@ class GrootDataset(torch.utils.data.Dataset):
                                "subtask": str(item.get(SUBTASK_FEATURE, "") or ""),
                                "tier": self._tiers[ep] if ep < len(self._tiers) else "teleop",
                                "episode_index": ep}
+        proc = self.processor
         if self.modality.state and all(sl.original_key in item for sl in self.modality.state.values()):
-            s = self.stats.normalize_flat("state", self.modality.gather("state", item).float(), self.modality)
-            out["state"], out["state_mask"] = pad_last(s, self.max_state_dim, "state")
+            out["state"], out["state_mask"] = proc.encode_flat("state", self.modality.gather("state", item).float())
         else:
             out["state"] = torch.zeros(self.max_state_dim)
             out["state_mask"] = torch.zeros(self.max_state_dim, dtype=torch.bool)
         if self.modality.action and all(sl.original_key in item for sl in self.modality.action.values()):
-            a = self.stats.normalize_flat("action", self.modality.gather("action", item).float(), self.modality)
-            out["action"], out["action_mask"] = pad_last(a, self.max_action_dim, "action")
+            out["action"], out["action_mask"] = proc.encode_flat("action", self.modality.gather("action", item).float())
             out["action_is_pad"] = item.get("action_is_pad", torch.zeros(self.horizon, dtype=torch.bool))
         else:
             out["action"] = torch.zeros(self.horizon, self.max_action_dim)
             out["action_mask"] = torch.zeros(self.horizon, self.max_action_dim, dtype=torch.bool)
             out["action_is_pad"] = torch.ones(self.horizon, dtype=torch.bool)
-        V, S = self.max_views, self.image_size
-        pix = torch.zeros(V, 3, S, S)
-        vmask = torch.zeros(V, dtype=torch.bool)
-        for v, (_, key) in enumerate(self.cams[:V]):
-            pix[v] = resize_images(item[key], S)
-            vmask[v] = True
-        out["pixel_values"], out["view_mask"] = pix, vmask
+        pix, vmask = proc.pack_views([item[key][None] for _, key in self.cams], 1)
+        out["pixel_values"], out["view_mask"] = pix[0], vmask[0]
         return out
 
 

@@ -5,19 +5,38 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from groot_kit.constants import TASK_KEY
 
-from .dataset import (
-    ACTION_HORIZON,
-    MAX_ACTION_DIM,
-    MAX_STATE_DIM,
-    pad_last,
-    resize_images,
-)
 from .errors import DataError
 from .modality import ModalityConfig
 from .normalization import NormalizationStats
+
+MAX_STATE_DIM = 64
+MAX_ACTION_DIM = 32
+ACTION_HORIZON = 16
+
+
+def resize_images(imgs: torch.Tensor, size: int) -> torch.Tensor:
+    """[..., 3, h, w] float in [0,1] -> [..., 3, size, size] (bilinear, antialiased)."""
+    lead = imgs.shape[:-3]
+    x = imgs.reshape(-1, *imgs.shape[-3:]).float()
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.clamp(0, 1).reshape(*lead, 3, size, size)
+
+
+def pad_last(x: torch.Tensor, n: int, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    d = x.shape[-1]
+    if d > n:
+        raise DataError(what, f"{d} dims exceed the model maximum {n}",
+                        f"use a model config with a larger max dim or fewer {what} keys")
+    out = torch.zeros(*x.shape[:-1], n, dtype=torch.float32)
+    out[..., :d] = x
+    mask = torch.zeros(*x.shape[:-1], n, dtype=torch.bool)
+    mask[..., :d] = True
+    return out, mask
 
 
 class GrootProcessor:
@@ -54,18 +73,11 @@ class GrootProcessor:
                 raise DataError(f"observation['{k}']", f"shape {img.shape}", "pass uint8 [H,W,3] or [B,H,W,3]")
             B = self._batch(B, img.shape[0], k)
             t = torch.from_numpy(np.ascontiguousarray(img)).permute(0, 3, 1, 2)
-            t = t.float() / 255.0 if img.dtype == np.uint8 else t.float()
-            views.append(resize_images(t, self.image_size))
+            views.append(t.float() / 255.0 if img.dtype == np.uint8 else t.float())
         state, state_mask, B = self.encode_state(obs, B)
         B = B or 1
         batch: dict[str, Any] = {}
-        V, S = self.max_views, self.image_size
-        pix = torch.zeros(B, V, 3, S, S)
-        vmask = torch.zeros(B, V, dtype=torch.bool)
-        for v, im in enumerate(views[:V]):
-            pix[:, v] = im
-            vmask[:, v] = True
-        batch["pixel_values"], batch["view_mask"] = pix, vmask
+        batch["pixel_values"], batch["view_mask"] = self.pack_views(views, B)
         if state is None:
             state = torch.zeros(B, self.max_state_dim)
             state_mask = torch.zeros(B, self.max_state_dim, dtype=torch.bool)
@@ -103,11 +115,28 @@ class GrootProcessor:
             if not np.isfinite(x).all():
                 raise DataError(f"observation['{k}']", "contains NaN/inf", "send finite joint values")
             B = self._batch(B, x.shape[0], k)
-            parts.append(self.stats.normalize("state", key, torch.from_numpy(x)))
+            parts.append(torch.from_numpy(x))
         if not parts:
             return None, None, B
-        state, mask = pad_last(torch.cat(parts, -1), self.max_state_dim, "state")
+        state, mask = self.encode_flat("state", torch.cat(parts, -1))
         return state, mask, B
+
+    def encode_flat(self, group: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unnormalised [..., d] in modality order ("state" or "action") -> normalised, zero-padded
+        [..., Dmax] and its mask. The dataset's samples and live observations both go through it."""
+        n = self.max_state_dim if group == "state" else self.max_action_dim
+        return pad_last(self.stats.normalize_flat(group, x.float(), self.modality), n, group)
+
+    def pack_views(self, views: list[torch.Tensor], B: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Camera images, each float [B, 3, h, w] in [0, 1] in modality order -> pixel_values
+        [B, V, 3, S, S] (resized; missing views zero) and view_mask [B, V]."""
+        V, S = self.max_views, self.image_size
+        pix = torch.zeros(B, V, 3, S, S)
+        vmask = torch.zeros(B, V, dtype=torch.bool)
+        for v, im in enumerate(views[:V]):
+            pix[:, v] = resize_images(im, S)
+            vmask[:, v] = True
+        return pix, vmask
 
     @staticmethod
     def _batch(B, n, key):
@@ -153,10 +182,10 @@ class GrootProcessor:
 
     @classmethod
     def from_dataset(cls, ds, image_size: int | None = None) -> "GrootProcessor":
-        """Processor matching a GrootDataset (same modality, stats, embodiment id, sizes)."""
-        return cls(ds.modality, ds.stats, ds.embodiment_id, image_size or ds.image_size, ds.horizon,
-                   ds.max_state_dim, ds.max_action_dim, ds.max_views,
-                   ds.info.groot.get("embodiment", "unknown"))
+        """The processor a GrootDataset builds its samples with (a copy; `image_size` may differ)."""
+        p = ds.processor
+        return cls(p.modality, p.stats, p.embodiment_id, image_size or p.image_size, p.horizon, p.max_state_dim,
+                   p.max_action_dim, p.max_views, p.embodiment)
 
     @classmethod
     def for_policy(cls, policy_config, modality: ModalityConfig, stats: NormalizationStats, embodiment_id: int,

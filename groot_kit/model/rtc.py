@@ -53,6 +53,24 @@ def guidance_weight(tau: float, max_guidance: float) -> float:
     return min(max_guidance, (1 - tau) / (tau * r2))
 
 
+def _setup(head, state, prefix_actions, prefix_len, num_steps, noise, generator, action_dims):
+    """Shared by both samplers -> (K, soft mask W [1|B, H, 1|D], target Y [B, H, D], initial noise [B, H, D])."""
+    H, D = head.cfg.action_horizon, head.cfg.max_action_dim
+    K = num_steps or head.cfg.num_inference_timesteps
+    B, P = state.shape[0], prefix_actions.shape[1]
+    if prefix_actions.dim() != 3 or prefix_actions.shape[0] != B or prefix_actions.shape[2] != D or P > H:
+        raise ValueError(f"prefix_actions must be [B={B}, P<={H}, {D}] (the previous chunk's remaining actions), "
+                         f"got {list(prefix_actions.shape)}")
+    W = rtc_soft_mask(H, prefix_len, P, device=state.device).to(prefix_actions.dtype)[None, :, None]
+    if action_dims is not None:   # guidance only on the robot's real dims
+        W = W * (torch.arange(D, device=state.device) < action_dims).to(W.dtype)
+    Y = torch.zeros(B, H, D, dtype=prefix_actions.dtype, device=state.device)
+    Y[:, :P] = prefix_actions
+    eps = noise if noise is not None else torch.randn((B, H, D), generator=generator,
+                                                      dtype=prefix_actions.dtype).to(state.device)
+    return K, W, Y, eps
+
+
 def rtc_sample(head, vl_tokens, state: torch.Tensor, embodiment_id: torch.Tensor,
                prefix_actions: torch.Tensor, prefix_len: int, *, num_steps: int | None = None,
                noise: torch.Tensor | None = None, vl_mask: torch.Tensor | None = None,
@@ -71,19 +89,7 @@ def rtc_sample(head, vl_tokens, state: torch.Tensor, embodiment_id: torch.Tensor
     action_dims: the robot's real action dims (the rest is padding no one executes): guidance only
         there, so the padded dims' values do not pull on the real ones.
     """
-    H, D = head.cfg.action_horizon, head.cfg.max_action_dim
-    K = num_steps or head.cfg.num_inference_timesteps
-    B, P = state.shape[0], prefix_actions.shape[1]
-    if prefix_actions.dim() != 3 or prefix_actions.shape[0] != B or prefix_actions.shape[2] != D or P > H:
-        raise ValueError(f"prefix_actions must be [B={B}, P<={H}, {D}] (the previous chunk's remaining actions), "
-                         f"got {list(prefix_actions.shape)}")
-    W = rtc_soft_mask(H, prefix_len, P, device=state.device).to(prefix_actions.dtype)[None, :, None]
-    if action_dims is not None:
-        W = W * (torch.arange(D, device=state.device) < action_dims).to(W.dtype)
-    Y = torch.zeros(B, H, D, dtype=prefix_actions.dtype, device=state.device)
-    Y[:, :P] = prefix_actions
-    x = noise if noise is not None else torch.randn((B, H, D), generator=generator,
-                                                    dtype=prefix_actions.dtype).to(state.device)
+    K, W, Y, x = _setup(head, state, prefix_actions, prefix_len, num_steps, noise, generator, action_dims)
     with torch.no_grad():
         v_fn = velocity or head.step_velocity(vl_tokens, state, embodiment_id, K, vl_mask, exact_reference)
     for k in range(K):
@@ -111,19 +117,7 @@ def inpaint_sample(head, vl_tokens, state: torch.Tensor, embodiment_id: torch.Te
     4 actions missed the previous chunk's by 0.12 (mean |diff|, normalised) with guidance vs 0.135
     sampling freely, and by 0.000 with replacement; the step from the last executed action into the
     new chunk was 0.033 (in-chunk steps 0.014). Shapes as in `rtc_sample`."""
-    H, D = head.cfg.action_horizon, head.cfg.max_action_dim
-    K = num_steps or head.cfg.num_inference_timesteps
-    B, P = state.shape[0], prefix_actions.shape[1]
-    if prefix_actions.dim() != 3 or prefix_actions.shape[0] != B or prefix_actions.shape[2] != D or P > H:
-        raise ValueError(f"prefix_actions must be [B={B}, P<={H}, {D}] (the previous chunk's remaining actions), "
-                         f"got {list(prefix_actions.shape)}")
-    W = rtc_soft_mask(H, prefix_len, P, device=state.device).to(prefix_actions.dtype)[None, :, None]
-    if action_dims is not None:
-        W = W * (torch.arange(D, device=state.device) < action_dims).to(W.dtype)
-    Y = torch.zeros(B, H, D, dtype=prefix_actions.dtype, device=state.device)
-    Y[:, :P] = prefix_actions
-    eps = noise if noise is not None else torch.randn((B, H, D), generator=generator,
-                                                      dtype=prefix_actions.dtype).to(state.device)
+    K, W, Y, eps = _setup(head, state, prefix_actions, prefix_len, num_steps, noise, generator, action_dims)
     x = eps
     with torch.no_grad():
         v_fn = head.step_velocity(vl_tokens, state, embodiment_id, K, vl_mask)

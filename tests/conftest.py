@@ -6,6 +6,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("GROOT_KIT_FAST", "1")
+if "GROOT_KIT_HOME" not in os.environ:   # robots the tests register persistently stay out of ~/.groot_kit
+    import tempfile
+    os.environ["GROOT_KIT_HOME"] = tempfile.mkdtemp(prefix="groot-kit-home-")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -234,3 +234,20 @@ def test_generator_reproduces_the_builtin_folders(tmp_path):
         assert files == sorted(p.name for p in (tmp_path / name).iterdir())
         for f in files:
             assert (tmp_path / name / f).read_bytes() == (BUILTIN_DIR / name / f).read_bytes(), (name, f)
+
+
+def test_a_persisted_robot_is_found_by_name_in_a_later_process(tmp_path, monkeypatch):
+    """finetune registers its arm with persist=True; a new process (a fresh registry) finds it by name."""
+    from groot_kit.embodiment.registry import EmbodimentRegistry, user_index_path
+    from groot_kit.sim.arm_generator import ArmSpec, write_custom_arm
+    monkeypatch.setenv("GROOT_KIT_HOME", str(tmp_path / "home"))
+    arm = write_custom_arm(ArmSpec(num_joints=5, link_lengths=[0.12, 0.25, 0.23, 0.09, 0.05], name="persisted_arm"),
+                           tmp_path / "arms" / "persisted_arm", slot_id=27, register=False)
+    EmbodimentRegistry().register(arm.root, persist=True)
+    assert user_index_path().is_file()
+    fresh = EmbodimentRegistry()
+    assert fresh.resolve("persisted_arm") == arm.root.resolve()
+    assert "persisted_arm" in fresh.names()
+    import shutil
+    shutil.rmtree(arm.root)                                   # a folder that is gone is skipped
+    assert "persisted_arm" not in EmbodimentRegistry().names()

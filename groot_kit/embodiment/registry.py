@@ -7,7 +7,11 @@ An :class:`EmbodimentRegistry` searches, in this order (the first folder holding
 2. robot folders registered at run time with :meth:`EmbodimentRegistry.register` (what
    :func:`groot_kit.sim.arm_generator.write_custom_arm` does); a later registration of the same
    name replaces an earlier one;
-3. every folder listed in ``$GROOT_KIT_EMBODIMENTS`` (``os.pathsep`` separated), each holding
+3. robots remembered across processes: ``register(folder, persist=True)`` (what the fine-tuning
+   recipe does for its new arm) writes ``{name: folder}`` to ``$GROOT_KIT_HOME/embodiments.json``
+   (default ``~/.groot_kit``), so ``groot-kit eval / serve / runtime-demo --embodiment my_arm``
+   find the arm by name later; entries whose folder is gone are skipped;
+4. every folder listed in ``$GROOT_KIT_EMBODIMENTS`` (``os.pathsep`` separated), each holding
    ``<name>/embodiment.yaml`` sub-folders; read at each lookup, so setting it late works.
 
 A robot's name is its folder's name. :func:`default_registry` is the one the kit's own functions
@@ -24,11 +28,26 @@ from groot_kit.embodiment.spec import NUM_SLOTS, EmbodimentError, EmbodimentSpec
 
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "embodiments"  # groot_kit/embodiments/ (package data)
 ENV_VAR = "GROOT_KIT_EMBODIMENTS"
+HOME_ENV_VAR = "GROOT_KIT_HOME"
 FIRST_FREE_SLOT = 8  # new arms take the lowest free slot from here (0..7 left for GR00T's own bodies)
 
 
 def _is_robot(folder: Path) -> bool:
     return (folder / "embodiment.yaml").is_file()
+
+
+def user_index_path() -> Path:
+    """``$GROOT_KIT_HOME/embodiments.json`` (default ``~/.groot_kit/embodiments.json``)."""
+    return Path(os.environ.get(HOME_ENV_VAR) or Path.home() / ".groot_kit") / "embodiments.json"
+
+
+def _read_index() -> dict[str, Path]:
+    import json
+    f = user_index_path()
+    try:
+        return {str(k): Path(v) for k, v in json.loads(f.read_text()).items()} if f.is_file() else {}
+    except (ValueError, AttributeError):  # a damaged index must not break every lookup
+        return {}
 
 
 def _robots_in(parent: Path) -> dict[str, Path]:
@@ -44,9 +63,10 @@ class EmbodimentRegistry:
     ``builtin_dir=None`` leaves out the built-ins; ``env_var=None`` ignores the environment.
     """
 
-    def __init__(self, builtin_dir: str | os.PathLike | None = BUILTIN_DIR, env_var: str | None = ENV_VAR):
+    def __init__(self, builtin_dir: str | os.PathLike | None = BUILTIN_DIR, env_var: str | None = ENV_VAR,
+                 persistent: bool = True):
         self.builtin_dir = Path(builtin_dir) if builtin_dir is not None else None
-        self.env_var = env_var
+        self.env_var, self.persistent = env_var, persistent
         self._registered: dict[str, Path] = {}  # user robot folders, by name
 
     # ------------------------------------------------------------------ where robots are
@@ -61,6 +81,10 @@ class EmbodimentRegistry:
         for name, folder in self._registered.items():
             if _is_robot(folder):  # a registered folder deleted since (e.g. a tmp dir) is skipped
                 found.setdefault(name, folder)
+        if self.persistent:
+            for name, folder in _read_index().items():
+                if _is_robot(folder):
+                    found.setdefault(name, folder)
         for d in self.env_dirs():
             for name, folder in _robots_in(d).items():
                 found.setdefault(name, folder)
@@ -104,8 +128,9 @@ class EmbodimentRegistry:
         return read_embodiment(self.resolve(name_or_path))
 
     # ------------------------------------------------------------------ user robots
-    def register(self, folder: str | os.PathLike) -> EmbodimentSpec:
+    def register(self, folder: str | os.PathLike, persist: bool = False) -> EmbodimentSpec:
         """Make the robot in ``folder`` findable by its folder name. Validates it; returns its spec.
+        ``persist=True`` also remembers it in the user index, for later processes.
 
         A built-in's name cannot be taken (the built-in would win the lookup); registering a name
         again points it at the new folder."""
@@ -119,6 +144,14 @@ class EmbodimentRegistry:
             raise EmbodimentError(f"{folder}: the name {folder.name!r} is a built-in robot's. Fix: rename the folder "
                                   "(for a generated arm: ArmSpec(name=...)), or address it by path without registering")
         self._registered[folder.name] = folder
+        if persist:
+            import json
+
+            from groot_kit.fileio import atomic_write_text
+            index = {k: str(v) for k, v in _read_index().items()}
+            index[folder.name] = str(folder.resolve())
+            user_index_path().parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(user_index_path(), json.dumps(index, indent=1, sort_keys=True))
         return spec
 
     # ------------------------------------------------------------------ slot ids
@@ -168,9 +201,10 @@ def list_embodiments(registry: EmbodimentRegistry | None = None) -> list[str]:
     return (registry or _DEFAULT).names()
 
 
-def register_embodiment(folder: str | os.PathLike, registry: EmbodimentRegistry | None = None) -> EmbodimentSpec:
+def register_embodiment(folder: str | os.PathLike, registry: EmbodimentRegistry | None = None,
+                        persist: bool = False) -> EmbodimentSpec:
     """Make a user robot folder findable by name (see :meth:`EmbodimentRegistry.register`)."""
-    return (registry or _DEFAULT).register(folder)
+    return (registry or _DEFAULT).register(folder, persist=persist)
 
 
 def slot_registry(registry: EmbodimentRegistry | None = None) -> dict[int, str]:

@@ -138,6 +138,8 @@ def run(cfg: FinetuneConfig, *, arm=None, callbacks: list[Callable[[int, dict], 
     _stage(on_stage, "arm", name=spec.name, slot=slot)
     t = time.perf_counter()
     emb_dir = str(F.build_arm(spec, out / "embodiment" / spec.name, slot).root)
+    from groot_kit.embodiment import register_embodiment
+    register_embodiment(emb_dir, persist=True)   # `groot-kit eval --embodiment <name>` finds it later
     timings["arm_s"] = time.perf_counter() - t
 
     _stage(on_stage, "demos", num_demos=cfg.num_demos, task=cfg.task)

@@ -6,14 +6,18 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("GROOT_KIT_FAST", "1")
-if "GROOT_KIT_HOME" not in os.environ:   # robots the tests register persistently stay out of ~/.groot_kit
-    import tempfile
-    os.environ["GROOT_KIT_HOME"] = tempfile.mkdtemp(prefix="groot-kit-home-")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _own_groot_kit_home(tmp_path_factory, monkeypatch):
+    """Each test its own $GROOT_KIT_HOME: robots a test registers persistently (the finetune recipe
+    does) neither reach ~/.groot_kit nor show up in another test's registry."""
+    monkeypatch.setenv("GROOT_KIT_HOME", str(tmp_path_factory.mktemp("groot_kit_home")))
 
 
 @pytest.fixture

@@ -91,6 +91,7 @@ def test_train_button_updates_live_curve(lab):
         browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)   # no wait in this test may block for ever
             page.goto(f"{url}/lab/tree/finetune_app.ipynb", timeout=60_000)
             page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                                    " && window.jupyterapp.shell.currentWidget.sessionContext"
@@ -99,7 +100,8 @@ def test_train_button_updates_live_curve(lab):
                                    timeout=60_000)
             page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
                                    ".status === 'idle'", timeout=60_000)
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            # start run-all without awaiting its promise (it resolves only when every cell has run)
+            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
             train = page.locator(".jupyter-widgets button", has_text="Train")
             train.wait_for(state="visible", timeout=90_000)
             status = page.locator(".groot-train-status")

@@ -82,6 +82,8 @@ def lab(tmp_path):
         log.close()
 
 
+@pytest.mark.xdist_group("notebooks")   # not beside a notebook execution: two kernels starved the page
+@pytest.mark.timeout(300)
 def test_train_button_updates_live_curve(lab):
     from playwright.sync_api import sync_playwright
     url, root = lab

@@ -156,6 +156,20 @@ def _names(slices) -> list[str]:
     return names
 
 
+def _frame(ep, t: int, modality: ModalityConfig, with_actions: bool, with_sub: bool) -> dict[str, Any]:
+    """Step t of an episode as one LeRobot frame (state, action, camera images, sub-task, task)."""
+    fr: dict[str, Any] = {"task": ep.instruction or "do the task"}
+    if modality.state:
+        fr[STATE_FEATURE] = np.ascontiguousarray(ep.states[t], dtype=np.float32)
+    if with_actions:
+        fr[ACTION_FEATURE] = np.ascontiguousarray(ep.actions[t], dtype=np.float32)
+    for cam, key in modality.video.items():
+        fr[key] = ep.frames[cam][t]
+    if with_sub:
+        fr[SUBTASK_FEATURE] = str(ep.subtasks[t])
+    return fr
+
+
 def write_dataset(
     episodes: Iterable[Any],
     root: str | Path,
@@ -212,16 +226,7 @@ def write_dataset(
                 _check_episode(ep, modality, with_actions, with_sub, i)
                 T = len(ep)
                 for t in range(T):
-                    fr: dict[str, Any] = {"task": ep.instruction or "do the task"}
-                    if modality.state:
-                        fr[STATE_FEATURE] = np.ascontiguousarray(ep.states[t], dtype=np.float32)
-                    if with_actions:
-                        fr[ACTION_FEATURE] = np.ascontiguousarray(ep.actions[t], dtype=np.float32)
-                    for cam, key in modality.video.items():
-                        fr[key] = ep.frames[cam][t]
-                    if with_sub:
-                        fr[SUBTASK_FEATURE] = str(ep.subtasks[t])
-                    ds.add_frame(fr)
+                    ds.add_frame(_frame(ep, t, modality, with_actions, with_sub))
                 ds.save_episode()
                 n_frames += T
                 meta_eps.append({"episode_index": i, "length": T, "tier": ep.tier, "provenance": ep.provenance,

@@ -87,6 +87,38 @@ def prompt_inputs(policy, B: int, seed: int = 0) -> tuple[torch.Tensor, torch.Te
     return policy.tokenize([texts[(i + seed) % len(texts)] for i in range(B)])
 
 
+def _composite_specs(policy, head, K: int, baked: bool, eid, dims: dict) -> dict[str, GraphSpec]:
+    """System 2, System 1 (the K Euler steps unrolled) and the whole policy as graphs."""
+    S, V, T, c, Ds, H, Da = (dims[k] for k in ("S", "V", "T", "c", "Ds", "H", "Da"))
+    ah = policy.config.action_head
+
+    def s2_inputs(B, s):
+        ids, mask = prompt_inputs(policy, B, s)
+        return {"pixel_values": torch.rand(B, V, 3, S, S, generator=_gen(s)), "input_ids": ids, "attention_mask": mask}
+
+    def s1_inputs(B, s):
+        d = {"vl_tokens": torch.randn(B, T, c, generator=_gen(s)), "state": torch.randn(B, Ds, generator=_gen(s + 1)),
+             **eid(B), "noise": torch.randn(B, H, Da, generator=_gen(s + 2))}
+        if ah.use_vl_mask_in_cross_attention:
+            d["vl_mask"] = prompt_inputs(policy, B, s)[1]
+        return d
+
+    def policy_inputs(B, s):
+        return {**s2_inputs(B, s), "state": torch.randn(B, Ds, generator=_gen(s + 1)), **eid(B),
+                "noise": torch.randn(B, H, Da, generator=_gen(s + 2))}
+
+    all_batch = {k: "batch" for k in ("pixel_values", "input_ids", "attention_mask", "state", "embodiment_id",
+                                      "noise", "vl_tokens", "vl_mask")}
+    specs = {}
+    specs["system2"] = GraphSpec("system2", System2Graph(policy), s2_inputs, "vl_tokens", all_batch,
+                                 "vision + connector + image-token merge + LM + projection")
+    specs["system1"] = GraphSpec("system1", (System1BakedGraph if baked else System1Graph)(head, K, baked), s1_inputs, "actions", all_batch,
+                                 f"state encoder + {K} unrolled Euler steps (action encoder, DiT, decoder)")
+    specs["policy"] = GraphSpec("policy", (PolicyBakedGraph if baked else PolicyGraph)(policy, head, K, baked), policy_inputs, "actions", all_batch,
+                                f"System 2 once + {K} unrolled Euler steps")
+    return specs
+
+
 def graph_specs(policy, num_steps: int | None = None, embodiment_slot: int | None = None) -> dict[str, GraphSpec]:
     """Every exportable graph of `policy` (N1.5-only ones only for N1.5-style configs)."""
     cfg = policy.config
@@ -144,29 +176,7 @@ def graph_specs(policy, num_steps: int | None = None, embodiment_slot: int | Non
                                         lambda B, s: {"vl_tokens": torch.randn(B, T, c, generator=_gen(s))},
                                         "vl_tokens_out", {"vl_tokens": "batch"}, "N1.5 vlln + VL self-attention")
 
-    def s2_inputs(B, s):
-        ids, mask = prompt_inputs(policy, B, s)
-        return {"pixel_values": torch.rand(B, V, 3, S, S, generator=_gen(s)), "input_ids": ids, "attention_mask": mask}
-
-    def s1_inputs(B, s):
-        d = {"vl_tokens": torch.randn(B, T, c, generator=_gen(s)), "state": torch.randn(B, Ds, generator=_gen(s + 1)),
-             **eid(B), "noise": torch.randn(B, H, Da, generator=_gen(s + 2))}
-        if ah.use_vl_mask_in_cross_attention:
-            d["vl_mask"] = prompt_inputs(policy, B, s)[1]
-        return d
-
-    def policy_inputs(B, s):
-        return {**s2_inputs(B, s), "state": torch.randn(B, Ds, generator=_gen(s + 1)), **eid(B),
-                "noise": torch.randn(B, H, Da, generator=_gen(s + 2))}
-
-    all_batch = {k: "batch" for k in ("pixel_values", "input_ids", "attention_mask", "state", "embodiment_id",
-                                      "noise", "vl_tokens", "vl_mask")}
-    specs["system2"] = GraphSpec("system2", System2Graph(policy), s2_inputs, "vl_tokens", all_batch,
-                                 "vision + connector + image-token merge + LM + projection")
-    specs["system1"] = GraphSpec("system1", (System1BakedGraph if baked else System1Graph)(head, K, baked), s1_inputs, "actions", all_batch,
-                                 f"state encoder + {K} unrolled Euler steps (action encoder, DiT, decoder)")
-    specs["policy"] = GraphSpec("policy", (PolicyBakedGraph if baked else PolicyGraph)(policy, head, K, baked), policy_inputs, "actions", all_batch,
-                                f"System 2 once + {K} unrolled Euler steps")
+    specs.update(_composite_specs(policy, head, K, baked, eid, dict(S=S, V=V, T=T, c=c, Ds=Ds, H=H, Da=Da)))
     for sp in specs.values():
         sp.module.eval()
     return specs

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -58,23 +57,34 @@ def test_trainer_respects_tune_flags_and_writes_checkpoints(toy_dataset, tmp_pat
     assert history[0]["lr"] > history[-1]["lr"]
 
 
+# The killed run SIGKILLs itself right after logging step 8 (3 steps past the step-5 checkpoint):
+# a real kill at a known point, so the test cannot race a fast machine to the end of the run.
+_KILL_AT_STEP_8 = """
+import os, signal, sys
+from groot_kit.train import trainer as T
+_log = T.Trainer._log
+def log_then_die(self, row, tb):
+    _log(self, row, tb)
+    if row["step"] == 8:
+        os.kill(os.getpid(), signal.SIGKILL)
+T.Trainer._log = log_then_die
+from groot_kit.train.run import main
+main(sys.argv[1:])
+"""
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_on_the_same_loss_curve(toy_dataset, tmp_path):
     """Image augmentation is on: its random draws must continue where they stopped too."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     ref = subprocess.run(_train_cmd(toy_dataset, tmp_path / "ref", 14, AUG), env=env, capture_output=True, text=True, timeout=600)
     assert ref.returncode == 0, ref.stderr[-2000:]
-    proc = subprocess.Popen(_train_cmd(toy_dataset, tmp_path / "killed", 14, AUG), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ck = tmp_path / "killed" / "checkpoints" / "step_000005"
-    deadline = time.time() + 300
-    while not ck.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    assert ck.exists(), "no checkpoint appeared before the kill"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done_before = len(load_metrics(tmp_path / "killed"))
-    assert done_before < 14, "the run finished before it could be killed"
+    cmd = _train_cmd(toy_dataset, tmp_path / "killed", 14, AUG)
+    killed = subprocess.run([sys.executable, "-c", _KILL_AT_STEP_8, *cmd[3:]], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert (tmp_path / "killed" / "checkpoints" / "step_000005").exists()
+    assert [r["step"] for r in load_metrics(tmp_path / "killed")] == list(range(1, 9))
     resumed = subprocess.run(_train_cmd(toy_dataset, tmp_path / "killed", 14, AUG), env=env, capture_output=True,
                              text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -76,6 +76,7 @@ class FinetuneConfig:
     progress: bool = False                 # tqdm bar while training
     # evaluation and output
     eval_episodes: int = 20                # closed-loop episodes after training (0 = none)
+    eval_seed: int | None = None           # first scene seed (none: tuning range 100000 + 1000*seed; reported 300000+)
     video_episodes: int = 1                # episodes recorded as video frames in the result
     replan_every: int = 8                  # actions executed per predicted chunk
     output_dir: str = "outputs/finetune"   # everything goes here (see the module doc)
@@ -94,6 +95,11 @@ class FinetuneConfig:
             self.base_checkpoint = None
         self.lora = L.lora_config(self.rank, self.alpha, self.targets, self.lora_dropout)  # validate early
         self.arm()                                                                            # validate early
+
+    def eval_start_seed(self) -> int:
+        """First scene seed of the closed-loop evaluation (see groot_kit/eval/seeds.py for the ranges)."""
+        from groot_kit.eval import finetune_eval_seed
+        return finetune_eval_seed(self.seed) if self.eval_seed is None else int(self.eval_seed)
 
     def base_dir(self) -> str | None:
         """The base checkpoint folder, resolved against the repo when relative (None: random base)."""
@@ -230,8 +236,8 @@ def _trainer(cfg: FinetuneConfig, policy, ds, out: Path, base_dir: str, emb_dir:
 
 
 def _evaluate(cfg: FinetuneConfig, policy, emb_dir: str) -> dict:
-    from groot_kit.eval import evaluate_closed_loop, finetune_eval_seed
-    return evaluate_closed_loop(policy, emb_dir, cfg.task, cfg.eval_episodes, seed=finetune_eval_seed(cfg.seed),
+    from groot_kit.eval import evaluate_closed_loop
+    return evaluate_closed_loop(policy, emb_dir, cfg.task, cfg.eval_episodes, seed=cfg.eval_start_seed(),
                                 replan_every=cfg.replan_every, num_cubes=cfg.num_cubes,
                                 video_episodes=cfg.video_episodes, video_size=160)
 

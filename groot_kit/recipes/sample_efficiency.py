@@ -11,7 +11,7 @@ For each demo count N, the same N expert demos (the first N of one recording) tr
     and number of steps;
   * "full" (diagnostic): the base with every parameter trainable.
 All are evaluated closed loop by groot_kit.eval on the same unseen scenes (tuning seeds 100000 +
-1000 * seed). Every flag of the finetune recipe applies (arm, LoRA, training); the results JSON is
+1000 * seed; `--eval-seed 300000` or above for a figure you report). Every flag of the finetune recipe applies (arm, LoRA, training); the results JSON is
 rewritten after every cell, so a killed sweep keeps its rows.
 """
 from __future__ import annotations
@@ -101,7 +101,7 @@ def scratch_settings(cfg: SampleEfficiencyConfig) -> dict:
     now = {"arm": dataclasses.asdict(ft.arm()), "task": ft.task, "num_cubes": ft.num_cubes, "seed": ft.seed,
            "scratch_steps": cfg.scratch_steps_, "lr": ft.lr, "batch_size": ft.batch_size,
            "start_noise": ft.start_noise, "hold_seconds": ft.hold_seconds, "image_shift": ft.image_shift,
-           "color_jitter": ft.color_jitter}
+           "color_jitter": ft.color_jitter, "eval_seed": ft.eval_start_seed()}
     return json.loads(json.dumps(now))  # tuples -> lists, as in the file
 
 
@@ -163,7 +163,7 @@ def run(cfg: SampleEfficiencyConfig, log=print) -> dict:
 def _cell(cfg: SampleEfficiencyConfig, method: str, n: int, base, base_dir, emb_root, slot: int, demos_path,
           run_dir: Path) -> dict:
     """One (method, demo count) cell: train, evaluate closed loop -> row."""
-    from groot_kit.eval import evaluate_closed_loop, finetune_eval_seed
+    from groot_kit.eval import evaluate_closed_loop
     from groot_kit.train import finetune as F
     ft = cfg.finetune
     if method == "lora":
@@ -177,7 +177,7 @@ def _cell(cfg: SampleEfficiencyConfig, method: str, n: int, base, base_dir, emb_
     ds = F.load_demo_dataset(demos_path, emb_root, base, episodes=list(range(n)))
     init = base_dir if method == "full" else None
     pol, hist, trainable = train_scratch(base.config, ds, cfg.scratch_steps_, ft, run_dir / "train", init)
-    ev = evaluate_closed_loop(pol, emb_root, ft.task, ft.eval_episodes, seed=finetune_eval_seed(ft.seed),
+    ev = evaluate_closed_loop(pol, emb_root, ft.task, ft.eval_episodes, seed=ft.eval_start_seed(),
                               replan_every=ft.replan_every, num_cubes=ft.num_cubes)
     return {"method": method, "demos": n, "success_rate": ev["success_rate"], "successes": ev["successes"],
             "eval_episodes": ft.eval_episodes, "steps": cfg.scratch_steps_,
@@ -185,12 +185,11 @@ def _cell(cfg: SampleEfficiencyConfig, method: str, n: int, base, base_dir, emb_
 
 
 def _summary(cfg, spec, slot, base_dir, demos, rows, t0, threads) -> dict:
-    from groot_kit.eval import finetune_eval_seed
     ft = cfg.finetune
     return {"experiment": "sample efficiency on a new arm: pretrained + LoRA vs scratch",
             **scratch_settings(cfg), "arm": dataclasses.asdict(spec), "slot_id": slot,
             "base_checkpoint": base_dir, "rank": ft.rank, "alpha": ft.alpha, "init_from": ft.init_from,
-            "targets": ft.targets, "lora_steps": ft.steps, "eval_seeds": f"{finetune_eval_seed(ft.seed)}+",
+            "targets": ft.targets, "lora_steps": ft.steps, "eval_seeds": f"{ft.eval_start_seed()}+",
             "demo_recording": demos, "rows": rows, "markdown": table(rows), "scratch_kept_from": cfg.keep_scratch_from,
             "base_reference": base_reference(base_dir),
             "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch_threads": threads},

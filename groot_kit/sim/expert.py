@@ -33,6 +33,31 @@ class _ArmCtl:
         self.pos, R = env.ee_pose(arm)
         self.rot = R
         self.grip = 0.0
+        self._heading_locked_to_base()
+
+    def _heading_locked_to_base(self) -> None:
+        """An arm without a wrist roll (e.g. yaw + three pitch joints) cannot turn its tool about the
+        vertical except by turning its base: only the base joint's Jacobian has a world-z rotation
+        component. Such an arm gets a heading it can reach (see `reachable_yaw`), not the cube's."""
+        import mujoco
+        m, d, ik = self.env.model, self.ik.data, self.ik
+        d.qpos[ik.qadr] = self.q
+        mujoco.mj_kinematics(m, d)
+        mujoco.mj_comPos(m, d)
+        jp, jr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
+        mujoco.mj_jacSite(m, d, jp, jr, ik.site)
+        self.locked = bool(np.all(np.abs(jr[2, ik.dadr[1:]]) < 1e-6))
+        jid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, self.env.spec_e.arms[self.arm].joints[0])
+        self.base_xy = d.xanchor[jid][:2].copy()
+        self.heading_offset = _wrap(_yaw_of(self.rot) - self._bearing(self.pos))
+
+    def _bearing(self, p) -> float:
+        return float(np.arctan2(p[1] - self.base_xy[1], p[0] - self.base_xy[0]))
+
+    def reachable_yaw(self, p, wanted: float) -> float:
+        """`wanted` for an arm that can roll its tool; otherwise the heading its base gives at p
+        (the expert then commands that heading along the whole path)."""
+        return self._bearing(p) + self.heading_offset if self.locked else wanted
 
     def move_towards(self, target, speed: float, dt: float) -> bool:
         d = np.asarray(target, float) - self.pos
@@ -142,8 +167,8 @@ class ScriptedExpert:
         arrived = True
         for arm, (pos, R) in targets.items():
             c = self.ctl[arm]
-            c.rot = R
             arrived &= c.move_towards(pos, self.speed * sf, dt)
+            c.rot = down_frame(c.reachable_yaw(c.pos, 0.0)) if c.locked and env.task != "lift_box" else R
         for arm, g in grips.items():
             self.ctl[arm].grip = g
         for c in self.ctl.values():

@@ -143,17 +143,25 @@ class GrootDataset(torch.utils.data.Dataset):
         col = self.modality.language_key
         if not col or col not in item:
             return str(item.get("task", ""))
+        return self._task_text(item[col], str(item.get("task", "")))
+
+    def subtask(self, item: dict) -> str:
+        """The sub-task label: a string (the kit's recordings) or a task index (GR00T's v2 layout)."""
+        v = item.get(SUBTASK_FEATURE, "")
+        return str(v or "") if isinstance(v, str) or v is None else self._task_text(v, "")
+
+    def _task_text(self, index, default: str) -> str:
         if self._tasks is None:  # v3 tasks table: index = task string, column task_index
             t = self.ds.meta.tasks
             self._tasks = {int(ti): str(name) for name, ti in zip(t.index, t["task_index"])}
-        return self._tasks.get(int(np.asarray(item[col]).reshape(-1)[0]), str(item.get("task", "")))
+        return self._tasks.get(int(np.asarray(index).reshape(-1)[0]), default)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         item = self.ds[int(i)]
         ep = int(item["episode_index"])
         out: dict[str, Any] = {"embodiment_id": torch.tensor(self.embodiment_id, dtype=torch.long),
                                "instruction": self.instruction(item),
-                               "subtask": str(item.get(SUBTASK_FEATURE, "") or ""),
+                               "subtask": self.subtask(item),
                                "tier": self._tiers[ep] if ep < len(self._tiers) else "teleop",
                                "episode_index": ep}
         proc = self.processor

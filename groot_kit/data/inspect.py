@@ -248,9 +248,12 @@ def add_dataset_commands(sub) -> None:
             s.add_argument("--episode", type=int, default=0)
             s.add_argument("--output", default=None, help="HTML file (default outputs/plots/<name>_ep<N>.html)")
         s.set_defaults(fn=_run)
-    s = dsub.add_parser("convert", help="GR00T/LeRobot v2.0/v2.1 -> LeRobot v3.0 (source left untouched)")
+    s = dsub.add_parser("convert", help="GR00T/LeRobot v2.0/v2.1 -> LeRobot v3.0, or (--to gr00t-v2.1) a v3.0 "
+                                        "recording -> the layout Isaac-GR00T's trainer reads (source left untouched)")
     s.add_argument("src")
     s.add_argument("dst")
+    s.add_argument("--to", choices=("v3.0", "gr00t-v2.1"), default="v3.0",
+                   help="v3.0: read a GR00T/LeRobot v2 folder; gr00t-v2.1: export a v3.0 folder (default: v3.0)")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(fn=_run)
 
@@ -270,6 +273,10 @@ def _run(args: argparse.Namespace) -> int:
         s = inspect(args.path, sel)
         print(json.dumps(s, indent=1) if args.json else _text(s))
         return 1 if any(p["level"] == "error" for p in s["problems"]) else 0
+    if cmd == "convert" and args.to == "gr00t-v2.1":
+        from .export_v21 import export_gr00t_v21
+        print(f"wrote {export_gr00t_v21(args.src, args.dst, overwrite=args.overwrite)} (GR00T-LeRobot v2.1)")
+        return 0
     if cmd == "convert":
         from .convert import convert_v2_to_v3
         print(f"wrote {convert_v2_to_v3(args.src, args.dst, overwrite=args.overwrite)} (LeRobot v3.0)")

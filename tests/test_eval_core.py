@@ -149,3 +149,36 @@ def test_language_ablation_reports_three_conditions_and_confusion(so100_policy):
         assert sum(sum(r.values()) for r in res["confusion"][name].values()) == 2
     with pytest.raises(ValueError, match="num_cubes >= 2"):
         language_ablation(so100_policy, "so100", num_cubes=1)
+
+
+@pytest.mark.parametrize("mode", ["replan", "rtc"])
+def test_delayed_chunks_arrive_late_and_rtc_keeps_the_executed_prefix(so100_policy, mode):
+    """delay_ticks=3: each chunk after the first is first used >= 3 steps after its observation; with
+    RTC its actions for the delay steps reproduce the ones the robot executed meanwhile."""
+    d, proc = 3, so100_policy.get_processor("so100")
+    env = make_env("so100", "reach", image_size=64, seed=5, num_cubes=1)
+    try:
+        obs, _ = env.reset(seed=5)
+        ctl = PolicyController(so100_policy, proc, env, mode=mode, replan_every=4, seed=5, delay_ticks=d)
+        inpainted, seen = [], None
+        for _ in range(24):
+            a = ctl.act(obs)
+            assert a.shape == (env.spec_e.action_dim,) and np.isfinite(a).all()
+            fl = ctl._in_flight
+            if fl is not None and fl[0] is not seen and fl[0].prefix is not None:
+                seen, n = fl[0], fl[0].prefix_len
+                inpainted.append((fl[0].prefix[:n, :proc.modality.action_dim], fl[1][:n, :proc.modality.action_dim]))
+            obs, *_ = env.step(a)
+        firsts = {}
+        for k, (r, i) in enumerate(ctl.executor.trace):
+            firsts.setdefault(r, i)
+        assert len(firsts) >= 4 and all(i >= d for r, i in firsts.items() if r > 0), firsts
+        assert ctl.prefetch.summary()["delay_ticks_p50"] == d
+        if mode == "rtc":
+            assert inpainted and all(p.shape[0] >= 1 and np.allclose(p, c, atol=1e-4) for p, c in inpainted)
+        else:
+            assert not inpainted
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="delay_ticks >= 1"):
+        PolicyController(so100_policy, proc, env, mode="rtc", delay_ticks=0)

@@ -32,7 +32,7 @@ def evaluate_closed_loop(policy, embodiment, task: str = "reach", n_episodes: in
                          keep_frames: bool = False, video_episodes: int | None = None,
                          video_size: int | None = None, video_fps: float | None = None,
                          progress: bool | Callable[[int, bool], None] = False,
-                         allow_reserved_seeds: bool = False) -> dict[str, Any]:
+                         allow_reserved_seeds: bool = False, delay_ticks: int = 0) -> dict[str, Any]:
     """Closed-loop success of `policy` on `embodiment` (name, folder or EmbodimentSpec) over
     `n_episodes` scenes from `seed`.
 
@@ -45,6 +45,8 @@ def evaluate_closed_loop(policy, embodiment, task: str = "reach", n_episodes: in
     in each episode row; `video_episodes` limits recording to the first k episodes (default: all
     when recording); `video_size` renders the first camera at that size instead of the policy's
     view. `progress`: True for a tqdm bar, or ``fn(done, success)`` after each episode.
+    delay_ticks: simulated inference delay in control steps (each chunk arrives that late; mode
+    "rtc" needs >= 1), see groot_kit.eval.controller.
 
     Returns ``{"embodiment", "task", "seed", "seeds", "success_rate", "successes", "n_episodes",
     "ci95", "mode", "replan_every", "env_kwargs", "seconds", "episodes": [{"seed", "success",
@@ -74,7 +76,8 @@ def evaluate_closed_loop(policy, embodiment, task: str = "reach", n_episodes: in
     try:
         for i, s in enumerate(it):
             ctl = PolicyController(policy, processor, env, mode=mode, replan_every=replan_every, seed=s,
-                                   num_steps=num_steps, instruction=instruction, on_episode_start=on_episode_start)
+                                   num_steps=num_steps, instruction=instruction, on_episode_start=on_episode_start,
+                                   delay_ticks=delay_ticks)
             ep, frames = _run_episode(env, ctl, s, max_steps, i < n_rec, video_size)
             row = {"seed": s, "success": bool(ep.success), "steps": len(ep), "instruction": ep.instruction,
                    "subtasks": [sub for _, sub in ctl.query_subtasks], "queries": ctl.queries}
@@ -99,6 +102,7 @@ def evaluate_closed_loop(policy, embodiment, task: str = "reach", n_episodes: in
     k = sum(r["success"] for r in rows)
     return {"embodiment": name, "task": task, "seed": seed, "seeds": seeds, "success_rate": k / max(1, len(rows)),
             "successes": k, "n_episodes": len(rows), "ci95": wilson_interval(k, len(rows)), "mode": mode,
+            "delay_ticks": delay_ticks,
             "replan_every": ctl.replan_every if rows else replan_every, "env_kwargs": kw,
             "seconds": round(time.perf_counter() - t0, 2), "episodes": rows, "videos": videos}
 

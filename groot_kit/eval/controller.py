@@ -9,6 +9,15 @@ observation (what a real robot sends to `groot-kit serve`). `PolicyController` s
 "whole" (every action of a chunk), "replan" (the first `replan_every`, then a new chunk) or
 "ensemble" (temporal ensembling of the live chunks). When the policy was co-trained for sub-tasks,
 System 2 names the sub-task at every query (`.subtask`).
+
+Inference delay: with `delay_ticks=d > 0` every chunk arrives d control steps after the observation
+it was sampled from, as on a robot whose model takes d / control_hz seconds. Meanwhile the robot
+executes the previous chunk; the new one is requested d + 1 steps before it is due and its first d
+actions (for steps already past) are never executed. This is the dual-rate runtime's prefetch
+schedule (`groot_kit.chunking.ChunkPrefetcher`) on simulated time, so results do not depend on the
+machine's speed. Mode "rtc" (real-time chunking) then inpaints the actions that run during the delay
+into the new chunk. The delayed path keeps chunks in the model's normalised action space (where RTC
+inpaints, as the runtime does) and decodes one step at a time.
 """
 from __future__ import annotations
 
@@ -35,13 +44,17 @@ class PolicyController:
     def __init__(self, policy, processor, env, mode: str = "replan", replan_every: int | None = 8, seed: int = 0,
                  predict_subtasks: bool | None = None, num_steps: int | None = None, ensemble_decay: float = 0.1,
                  instruction: str | Callable[[Any], str] | None = None,
-                 on_episode_start: Callable[[Any], None] | None = None):
+                 on_episode_start: Callable[[Any], None] | None = None, delay_ticks: int = 0,
+                 rtc_method: str = "replace"):
         self.policy, self.processor = policy, processor
         self.env = env.unwrapped if hasattr(env, "unwrapped") else env
         H = policy.config.action_head.action_horizon
-        if mode == "rtc":
-            raise ValueError("mode 'rtc' needs the prefetching dual-rate runtime (groot-kit runtime-demo --mode rtc); "
-                             "the closed-loop evaluator runs whole, replan or ensemble")
+        if not isinstance(delay_ticks, int) or not 0 <= delay_ticks < H - 1:
+            raise ValueError(f"delay_ticks={delay_ticks!r} must be an integer in 0..{H - 2} (control steps a chunk "
+                             "takes to arrive; the chunk must still cover steps after it)")
+        if mode == "rtc" and delay_ticks < 1:
+            raise ValueError("mode 'rtc' inpaints the actions that run while the next chunk is computed: give "
+                             "delay_ticks >= 1 (the simulated inference delay in control steps)")
         if mode != "whole" and replan_every is not None and not 1 <= replan_every <= H:
             raise ValueError(f"replan_every={replan_every} must be in 1..{H} (the action horizon)")
         sp = self.env.spec_e
@@ -52,6 +65,10 @@ class PolicyController:
         check_keys(sp, processor.modality, "action")
         self.executor = ChunkExecutor(mode, H, None if mode == "whole" else replan_every, ensemble_decay)
         self.replan_every = self.executor.replan_every
+        self.delay_ticks = delay_ticks
+        if delay_ticks:
+            from groot_kit.runtime.systems import GrootSystems
+            self.systems = GrootSystems(policy, processor, num_steps, rtc_method=rtc_method)
         self.num_steps, self.instruction, self.on_episode_start = num_steps, instruction, on_episode_start
         self.predict_subtasks = (policy.config.subtask_loss_weight > 0) if predict_subtasks is None else predict_subtasks
         self.gen = torch.Generator(device=policy.device).manual_seed(seed)
@@ -60,7 +77,10 @@ class PolicyController:
 
     def reset(self) -> None:
         """Forget the current chunks (a new episode)."""
+        from groot_kit.chunking import ChunkPrefetcher
         self.executor.reset()
+        self.prefetch = ChunkPrefetcher(self.executor)
+        self._in_flight = None      # (request, normalised chunk, arrival step) while a chunk is "computing"
         self.subtask = ""
         self.given_instruction: str | None = None
         self.query_subtasks: list[tuple[int, str]] = []
@@ -84,6 +104,8 @@ class PolicyController:
             self.reset()  # a new episode started: drop the previous episode's chunks
         if self._last_t is None and self.on_episode_start is not None:
             self.on_episode_start(self.env)
+        if self.delay_ticks:
+            return self._act_delayed(obs)
         if self.executor.needs_chunk():
             chunk, batch = self.predict_chunk(obs)
             self.executor.add_chunk(chunk)
@@ -93,3 +115,33 @@ class PolicyController:
                 self.query_subtasks.append((int(self.env.t), self.subtask))
         self._last_t = int(self.env.t)
         return self.executor.next_action()
+
+    def _act_delayed(self, obs: dict) -> np.ndarray:
+        """One step of the prefetch schedule with chunks arriving `delay_ticks` steps late (module doc)."""
+        k, pf = self.executor.step_idx, self.prefetch
+        if self._in_flight is not None and k >= self._in_flight[2]:
+            pf.accept(k, *self._in_flight[:2])
+            self._in_flight = None
+        if self._last_t is None:   # the episode's first chunk: the robot waits for it
+            pf.accept(k, pf.request(k, 1), self._sample_normalised(obs))
+        pf.check_late(k)
+        a = self.executor.next_action()                       # normalised [Dmax_a]
+        req = pf.request(k, self.delay_ticks + 1)
+        if req is not None:
+            self._in_flight = (req, self._sample_normalised(obs, req.prefix, req.prefix_len), k + self.delay_ticks)
+        self._last_t = int(self.env.t)
+        step = self.processor.decode_action(torch.as_tensor(a)[None, None])
+        return flat_env_action(step, self.env.spec_e, self.processor.modality)[0, 0]
+
+    def _sample_normalised(self, obs: dict, prefix=None, prefix_len: int = 0) -> np.ndarray:
+        """A chunk [H, Dmax_a] in the model's normalised space from this observation (RTC with a prefix)."""
+        if self.instruction is not None and self.given_instruction is None:
+            ins = self.instruction
+            self.given_instruction = ins(self.env) if callable(ins) else str(ins)
+        raw = sim_observation(self.env, obs, self.processor.modality, self.given_instruction)
+        chunk = self.systems.system1(self.systems.system2(raw), raw, prefix, prefix_len, generator=self.gen)
+        self.queries += 1
+        if self.predict_subtasks:
+            self.subtask = self.policy.predict_subtask(self.processor(raw))[0] or "(none)"
+            self.query_subtasks.append((int(self.env.t), self.subtask))
+        return chunk

@@ -39,9 +39,11 @@ class GrootSystems:
         return self.policy.encode_vl(batch)
 
     @torch.no_grad()
-    def system1(self, features, obs: dict, prefix: np.ndarray | None = None, prefix_len: int = 0) -> np.ndarray:
+    def system1(self, features, obs: dict, prefix: np.ndarray | None = None, prefix_len: int = 0,
+                generator: torch.Generator | None = None) -> np.ndarray:
         """A normalised chunk [H, Dmax_a]. With `prefix` ([P, Dmax_a], the executing chunk's actions
-        planned from this observation's step), real-time chunking inpaints them (groot_kit.model.rtc; `rtc_method` "replace" or "guided")."""
+        planned from this observation's step), real-time chunking inpaints them (groot_kit.model.rtc;
+        `rtc_method` "replace" or "guided"). `generator`: the flow noise's (None: torch's global one)."""
         vl, vl_mask = features
         state, eid = self._state(obs)
         if self.embodiment_id is not None:
@@ -49,13 +51,14 @@ class GrootSystems:
         dev = self.policy.device
         head = self.policy.action_head
         if prefix is None:
-            chunk = head.sample(vl, state.to(dev), eid.to(dev), num_steps=self.num_steps, vl_mask=vl_mask)
+            chunk = head.sample(vl, state.to(dev), eid.to(dev), num_steps=self.num_steps, vl_mask=vl_mask,
+                                generator=generator)
         else:
             from groot_kit.model.rtc import inpaint_sample, rtc_sample
             pre = torch.as_tensor(np.asarray(prefix, np.float32)[None], device=dev)
             fn = inpaint_sample if self.rtc_method == "replace" else rtc_sample
             chunk = fn(head, vl, state.to(dev), eid.to(dev), pre, int(prefix_len), num_steps=self.num_steps,
-                       vl_mask=vl_mask, action_dims=self._action_dims())
+                       vl_mask=vl_mask, action_dims=self._action_dims(), generator=generator)
         out = chunk[0].float().cpu().numpy()
         if self._action_dims() is not None:
             out[:, self._action_dims():] = 0.0      # padding: decoded by no one; zeros keep chunk jumps honest

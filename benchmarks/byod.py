@@ -5,7 +5,9 @@
 
 The dataset is the test corpus's GR1-like GR00T v2.0 folder (tests/fixtures_datasets.py: 44-dim
 float64 state/action, a phantom camera, no frame_index, fps 20.0), larger than in the tests. Timed:
-the first `open_dataset` (tidy + lerobot's v2.1->v3.0 converter + cache) and a cached re-open.
+the first `open_dataset` (tidy + lerobot's v2.1->v3.0 converter + cache) and a cached re-open, then
+the way back: `groot-kit dataset convert --to gr00t-v2.1` of the converted copy (what Isaac-GR00T's
+trainer reads) and a first open of that export (`--variants ""` stops after these timings).
 Then, from data_samples/checkpoints/tiny_base with GR00T's arms-only keys (26 of 44 dims), the
 open-loop protocol (`evaluate_open_loop`: a chunk every 16 steps, unnormalised MSE) on the training
 episodes, before (the new slot freshly initialised, `--slot-init nearest`) and after `--steps`
@@ -62,6 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         open_dataset(src)
         reopen_s = time.perf_counter() - t
+        from groot_kit.data.export_v21 import export_gr00t_v21
+        t = time.perf_counter()
+        v21 = export_gr00t_v21(info.root, work / "gr1_pick_place_v21")
+        export_s = time.perf_counter() - t
+        t = time.perf_counter()
+        back = open_dataset(v21)
+        export_open_s = time.perf_counter() - t
+        assert back.num_frames == info.num_frames
         dc = DataConfig.load("gr1_arms_only")
         eps = list(range(min(args.eval_episodes, args.episodes)))
 
@@ -96,12 +106,14 @@ def main(argv: list[str] | None = None) -> int:
                            "frames": args.episodes * args.frames, "state_action_dims": 44, "selected_dims": 26,
                            "bytes": size},
                "conversion_s": round(convert_s, 2), "cached_reopen_s": round(reopen_s, 3),
+               "export_gr00t_v21_s": round(export_s, 2), "export_first_open_s": round(export_open_s, 2),
                "converted_to": info.info["codebase_version"], "base": str(BASE.relative_to(REPO)),
                "slot": new.added["slot"], "steps": args.steps, "eval_episodes": eps, "before": before, "runs": runs,
                "threads": args.threads, "torch": torch.__version__}
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
-        print(f"conversion {convert_s:.2f} s (cached re-open {reopen_s:.3f} s); wrote {args.out}")
+        print(f"conversion {convert_s:.2f} s (cached re-open {reopen_s:.3f} s), export to GR00T v2.1 "
+              f"{export_s:.2f} s (first open {export_open_s:.2f} s); wrote {args.out}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

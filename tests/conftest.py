@@ -1,4 +1,5 @@
 import os
+import sys
 
 # Tests never touch the network and render headless.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -11,6 +12,23 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Fail at once, not after a 90-minute hang, when pytest-xdist ignores ``xdist_group``: it
+    marks grouped items by renaming their node ids, which pytest 9.2 no longer honours, and two
+    notebook kernels plus two browsers on a 2-core runner then starve each other."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None or not getattr(config.option, "loadgroup", False):
+        return
+    lost = [item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+    if lost:
+        message = (
+            f"pytest-xdist ignored xdist_group for {len(lost)} tests (e.g. {lost[0]}) under pytest "
+            f"{pytest.__version__}: the notebook tests would run two at a time. Fix: pip install 'pytest<9.2' "
+            "(pyproject's test extra pins it).")
+        sys.__stderr__.write(f"\nERROR: {message}\n")   # a worker's exception reaches the terminal garbled
+        raise pytest.UsageError(message)
 
 
 @pytest.fixture(autouse=True)

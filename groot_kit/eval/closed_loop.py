@@ -32,7 +32,8 @@ def evaluate_closed_loop(policy, embodiment, task: str = "reach", n_episodes: in
                          keep_frames: bool = False, video_episodes: int | None = None,
                          video_size: int | None = None, video_fps: float | None = None,
                          progress: bool | Callable[[int, bool], None] = False,
-                         allow_reserved_seeds: bool = False, delay_ticks: int = 0) -> dict[str, Any]:
+                         allow_reserved_seeds: bool = False, delay_ticks: int = 0,
+                         controller: Callable[[Any, int], Any] | None = None) -> dict[str, Any]:
     """Closed-loop success of `policy` on `embodiment` (name, folder or EmbodimentSpec) over
     `n_episodes` scenes from `seed`.
 
@@ -47,6 +48,10 @@ def evaluate_closed_loop(policy, embodiment, task: str = "reach", n_episodes: in
     view. `progress`: True for a tqdm bar, or ``fn(done, success)`` after each episode.
     delay_ticks: simulated inference delay in control steps (each chunk arrives that late; mode
     "rtc" needs >= 1), see groot_kit.eval.controller.
+    controller: ``fn(env, scene_seed) -> obj`` with ``obj.act(obs) -> action``, built per episode in
+    place of the `PolicyController`: a policy that is not a GrootPolicy (the RL experiment's
+    residual policy) runs on the same scenes, rollout and statistics. `policy` may then be None,
+    and `image_size` sets the rendered size.
 
     Returns ``{"embodiment", "task", "seed", "seeds", "success_rate", "successes", "n_episodes",
     "ci95", "mode", "replan_every", "env_kwargs", "seconds", "episodes": [{"seed", "success",
@@ -56,7 +61,15 @@ def evaluate_closed_loop(policy, embodiment, task: str = "reach", n_episodes: in
     from groot_kit.sim import make_env
 
     seeds = scene_seeds(seed, n_episodes, allow_reserved=allow_reserved_seeds)
-    processor = processor or processor_for(policy, embodiment)
+    if controller is None and policy is None:
+        raise ValueError("evaluate_closed_loop: give a policy, or a controller factory fn(env, seed)")
+    if controller is None:
+        processor = processor or processor_for(policy, embodiment)
+
+        def controller(env, s):
+            return PolicyController(policy, processor, env, mode=mode, replan_every=replan_every, seed=s,
+                                    num_steps=num_steps, instruction=instruction,
+                                    on_episode_start=on_episode_start, delay_ticks=delay_ticks)
     kw = dict(env_kwargs or {})
     if num_cubes is not None:
         kw["num_cubes"] = int(num_cubes)
@@ -66,8 +79,9 @@ def evaluate_closed_loop(policy, embodiment, task: str = "reach", n_episodes: in
     name = env.spec_e.name
     record = video_dir is not None or keep_frames or video_episodes
     n_rec = (n_episodes if video_episodes is None else int(video_episodes)) if record else 0
-    was_training = policy.training
-    policy.eval()
+    was_training = policy is not None and policy.training
+    if policy is not None:
+        policy.eval()
     it = seeds
     if progress is True:
         from tqdm.auto import tqdm
@@ -75,12 +89,11 @@ def evaluate_closed_loop(policy, embodiment, task: str = "reach", n_episodes: in
     rows, videos, t0 = [], [], time.perf_counter()
     try:
         for i, s in enumerate(it):
-            ctl = PolicyController(policy, processor, env, mode=mode, replan_every=replan_every, seed=s,
-                                   num_steps=num_steps, instruction=instruction, on_episode_start=on_episode_start,
-                                   delay_ticks=delay_ticks)
+            ctl = controller(env, s)
             ep, frames = _run_episode(env, ctl, s, max_steps, i < n_rec, video_size)
             row = {"seed": s, "success": bool(ep.success), "steps": len(ep), "instruction": ep.instruction,
-                   "subtasks": [sub for _, sub in ctl.query_subtasks], "queries": ctl.queries}
+                   "subtasks": [sub for _, sub in getattr(ctl, "query_subtasks", [])],
+                   "queries": getattr(ctl, "queries", None)}
             if instruction is not None:
                 row["given_instruction"] = ctl.given_instruction
             if probe is not None:
@@ -103,28 +116,28 @@ def evaluate_closed_loop(policy, embodiment, task: str = "reach", n_episodes: in
     return {"embodiment": name, "task": task, "seed": seed, "seeds": seeds, "success_rate": k / max(1, len(rows)),
             "successes": k, "n_episodes": len(rows), "ci95": wilson_interval(k, len(rows)), "mode": mode,
             "delay_ticks": delay_ticks,
-            "replan_every": ctl.replan_every if rows else replan_every, "env_kwargs": kw,
+            "replan_every": getattr(ctl, "replan_every", replan_every) if rows else replan_every, "env_kwargs": kw,
             "seconds": round(time.perf_counter() - t0, 2), "episodes": rows, "videos": videos}
 
 
 class _CameraRecorder:
     """The controller, plus a render of one camera at `size` before every step (for a larger video)."""
 
-    def __init__(self, env, ctl: PolicyController, size: int):
+    def __init__(self, env, ctl, size: int):
         self.env, self.ctl, self.size = env, ctl, size
         self.cam = next(iter(env.spec_e.cameras))
         self.frames: list[np.ndarray] = []
 
     @property
     def subtask(self) -> str:
-        return self.ctl.subtask
+        return getattr(self.ctl, "subtask", "")
 
     def act(self, obs: dict) -> np.ndarray:
         self.frames.append(self.env.render_camera(self.cam, self.size))
         return self.ctl.act(obs)
 
 
-def _run_episode(env, ctl: PolicyController, seed: int, max_steps: int | None, record: bool,
+def _run_episode(env, ctl, seed: int, max_steps: int | None, record: bool,
                  video_size: int | None):
     """One scene; frames (uint8 [T,h,w,3]) when `record`: the annotated policy views (instruction,
     step, System 2's sub-task), or the first camera rendered at `video_size`."""

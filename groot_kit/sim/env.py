@@ -377,6 +377,10 @@ class GrootSimEnv(gym.Env):
         return int(sum(self.data.warning[i].number for i in range(len(self.data.warning))))
 
     # ----------------------------------------------------------------------------- task logic
+    def is_success(self) -> bool:
+        """Whether the task is solved in the current state (what ``step`` reports as success)."""
+        return self._check_success()
+
     def _check_success(self) -> bool:
         if self.task == "pick_place":
             cp = self.body_pos(self.target["cube"])

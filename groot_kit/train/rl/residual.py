@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from groot_kit.chunking import ChunkExecutor
-from groot_kit.eval.seeds import scene_seeds
 from groot_kit.fileio import atomic_directory, read_json_checked
 
 from .ppo import ActorCritic, PPOConfig, compute_gae, ppo_update
@@ -24,6 +23,7 @@ from .task import (
     RL_CONFIG_NAME,
     RLTask,
     RLTaskConfig,
+    env_kwargs,
     stack_observations,
 )
 
@@ -200,45 +200,58 @@ class ResidualPolicy:
 # =============================================================================================
 # Rollouts, evaluation, training
 # =============================================================================================
+class ResidualController:
+    """A ResidualPolicy acting in one evaluation scene: the controller `evaluate_closed_loop` builds
+    per episode. Adds up the task's shaped reward (the reward of each step is read when the next
+    observation arrives; the last one by ``episode_return``)."""
+
+    def __init__(self, policy: ResidualPolicy, task: RLTask):
+        self.policy, self.task = policy, task
+        self.ret, self.started = 0.0, False
+        policy.reset(0)
+
+    def act(self, obs: dict) -> np.ndarray:
+        if self.started:   # the previous step did not end the episode, so it did not succeed
+            self.ret += self.task.reward(False)
+        self.started = True
+        self.task._obs = obs
+        acts, *_ = self.policy.step_actions([self.task], [0], deterministic=True)
+        return acts[0]
+
+    def episode_return(self) -> float:
+        return self.ret + self.task.reward(self.task.env.is_success())
+
+
 def evaluate(policy: ResidualPolicy, task_cfg: RLTaskConfig | None = None, n_episodes: int = 16,
-             seed: int = 0, num_envs: int = 8) -> dict:
-    """Deterministic closed-loop success rate on the scenes ``EVAL_SEED_OFFSET + seed + i``."""
+             seed: int = 0) -> dict:
+    """Deterministic closed-loop success on the scenes ``EVAL_SEED_OFFSET + seed + i``, through the
+    kit's one evaluator (groot_kit.eval.evaluate_closed_loop). The flow base's noise generator is
+    put back afterwards, so evaluating during training does not change the training draws.
+    Returns evaluate_closed_loop's result plus ``mean_return`` and ``mean_length``."""
+    from groot_kit.eval import evaluate_closed_loop
     cfg = task_cfg or policy.task_cfg
-    n_envs = max(1, min(num_envs, n_episodes))
-    tasks = [RLTask(cfg, seed) for _ in range(n_envs)]
-    seeds = scene_seeds(EVAL_SEED_OFFSET + seed, n_episodes)
-    results, returns, lengths = [], [], []
+    gen = getattr(policy.base, "gen", None)
+    gen_state = None if gen is None else gen.get_state()
+    current: dict[str, ResidualController] = {}
+
+    def controller(env, scene_seed: int) -> ResidualController:
+        if gen is not None:
+            gen.manual_seed(scene_seed)   # the seed rule: flow noise from the scene seed
+        current["ctl"] = ResidualController(policy, RLTask(cfg, env=env))
+        return current["ctl"]
+
+    kw = env_kwargs(cfg)
     try:
-        nxt = 0
-        active, ret, ln = {}, {}, {}
-        for i in range(n_envs):
-            if nxt < n_episodes:
-                tasks[i].reset(seed=seeds[nxt])
-                policy.reset(i)
-                active[i], ret[i], ln[i] = nxt, 0.0, 0
-                nxt += 1
-        while active:
-            idx = sorted(active)
-            acts, *_ = policy.step_actions(tasks, idx, deterministic=True)
-            for j, i in enumerate(idx):
-                _, r, term, trunc, info = tasks[i].step(acts[j])
-                ret[i] += r
-                ln[i] += 1
-                if term or trunc:
-                    results.append(bool(info.get("success")))
-                    returns.append(ret[i])
-                    lengths.append(ln[i])
-                    del active[i]
-                    policy.reset(i)
-                    if nxt < n_episodes:
-                        tasks[i].reset(seed=seeds[nxt])
-                        active[i], ret[i], ln[i] = nxt, 0.0, 0
-                        nxt += 1
+        res = evaluate_closed_loop(None, cfg.embodiment, cfg.task, n_episodes, seed=EVAL_SEED_OFFSET + seed,
+                                   num_cubes=kw.pop("num_cubes"), env_kwargs=kw, image_size=cfg.image_size,
+                                   controller=controller, probe=lambda env: {"return": current["ctl"].episode_return()})
     finally:
-        for t in tasks:
-            t.close()
-    return {"success_rate": float(np.mean(results)), "mean_return": float(np.mean(returns)),
-            "mean_length": float(np.mean(lengths)), "episodes": n_episodes}
+        if gen is not None:
+            gen.set_state(gen_state)
+    rows = res["episodes"]
+    res["mean_return"] = float(np.mean([r["probe"]["return"] for r in rows])) if rows else 0.0
+    res["mean_length"] = float(np.mean([r["steps"] for r in rows])) if rows else 0.0
+    return res
 
 
 def train_ppo(base, task_cfg: RLTaskConfig, cfg: PPOConfig, callback: Callable[[dict], None] | None = None,

@@ -44,14 +44,21 @@ class RLTaskConfig:
             raise ValueError("RLTaskConfig.max_episode_steps must be >= 2")
 
 
+def env_kwargs(cfg: RLTaskConfig) -> dict:
+    """make_env keywords of the RL task's env (besides embodiment, task, image size and seed)."""
+    return dict(randomize=cfg.randomize, render=False, max_episode_steps=cfg.max_episode_steps,
+                num_cubes=cfg.num_cubes)
+
+
 class RLTask:
     """One env of the RL task. ``step`` returns the shaped reward; ``info['success']`` is the env's."""
 
-    def __init__(self, cfg: RLTaskConfig, seed: int = 0):
+    def __init__(self, cfg: RLTaskConfig, seed: int = 0, env=None):
+        """`env`: an env made with `env_kwargs(cfg)` to wrap (evaluation); None makes one."""
         from groot_kit.sim import make_env
         self.cfg = cfg
-        self.env = make_env(cfg.embodiment, cfg.task, image_size=cfg.image_size, seed=seed, randomize=cfg.randomize,
-                            render=False, max_episode_steps=cfg.max_episode_steps, num_cubes=cfg.num_cubes)
+        self.env = env if env is not None else make_env(cfg.embodiment, cfg.task, image_size=cfg.image_size, seed=seed,
+                                                        **env_kwargs(cfg))
         sp = self.env.spec_e
         self.spec = sp
         self.act_lo, self.act_hi = (np.asarray(x, np.float64) for x in sp.action_bounds())

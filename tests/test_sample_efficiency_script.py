@@ -41,6 +41,8 @@ def test_other_settings_or_missing_rows_are_refused(tmp_path):
     f = _earlier(tmp_path)
     with pytest.raises(ValueError, match=r"scratch_steps"):
         kept_scratch_rows(_cfg(f, steps=800))
+    with pytest.raises(ValueError, match=r"eval_seed=100000 vs 300000"):   # tuning-range rows vs reported scenes
+        kept_scratch_rows(_cfg(f, eval_seed=300_000))
     with pytest.raises(ValueError, match=r"no scratch row for \[50\] demos"):
         kept_scratch_rows(dataclasses.replace(_cfg(f), demos=[20, 50]))
     with pytest.raises(ValueError, match="no such file"):

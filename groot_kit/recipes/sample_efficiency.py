@@ -112,6 +112,9 @@ def kept_scratch_rows(cfg: SampleEfficiencyConfig) -> list[dict]:
         raise ValueError(f"keep_scratch_from {f}: no such file. Fix: give an earlier sample_efficiency results "
                          "JSON, or drop the flag and add scratch to --methods")
     old, now = json.loads(f.read_text()), scratch_settings(cfg)
+    if "eval_seed" not in old and isinstance(old.get("seed"), int):   # files from before --eval-seed: the default rule
+        from groot_kit.eval import finetune_eval_seed
+        old["eval_seed"] = finetune_eval_seed(old["seed"])
     diff = [k for k in now if old.get(k) != now[k]]
     if diff:
         raise ValueError(f"keep_scratch_from {f}: its {', '.join(diff)} differ from this sweep's "

@@ -137,14 +137,17 @@ def success_figure(res: dict):
     return fig
 
 
-def run(cfg: ComparisonConfig, result_json: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
-    """The experiment plus provenance (machine, wall time), written to `result_json`."""
+def run(cfg: ComparisonConfig, result_json: str | Path | None = None, log: Callable[[str], None] = print,
+        command: str | None = None) -> dict:
+    """The experiment plus provenance (machine, wall time, the `command` that ran it), written to `result_json`."""
     import json
     import platform
     import sys
     t0 = time.perf_counter()
     res = compare_imitation_vs_rl(cfg, log=log)
     res["wall_s_total"] = time.perf_counter() - t0
+    if command:
+        res["command"] = command
     res["machine"] = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
                       "python": sys.version.split()[0]}
     if result_json is not None:
@@ -173,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     given = {k: v for k, v in vars(a).items() if p.get_default(k) != v}   # only flags the user set
     cfg = config_from_args(ComparisonConfig, argparse.Namespace(**given), base=base)
     name = "imitation_vs_rl_fast.json" if fast else "imitation_vs_rl.json"
-    run(cfg, a.json or Path(__file__).resolve().parents[2] / "benchmarks" / "results" / name)
+    import sys
+    command = " ".join(["python scripts/imitation_vs_rl.py", *(sys.argv[1:] if argv is None else argv)]).strip()
+    run(cfg, a.json or Path(__file__).resolve().parents[2] / "benchmarks" / "results" / name, command=command)
     return 0
 
 

@@ -57,25 +57,16 @@ def evaluate_closed_loop(policy, embodiment, task: str = "reach", n_episodes: in
     "ci95", "mode", "replan_every", "env_kwargs", "seconds", "episodes": [{"seed", "success",
     "steps", "instruction", "subtasks", "queries", "video"?, "frames"?}], "videos": [frames]}``.
     """
-    from groot_kit.data.processor import processor_for
     from groot_kit.sim import make_env
 
     seeds = scene_seeds(seed, n_episodes, allow_reserved=allow_reserved_seeds)
-    if controller is None and policy is None:
-        raise ValueError("evaluate_closed_loop: give a policy, or a controller factory fn(env, seed)")
     if controller is None:
-        processor = processor or processor_for(policy, embodiment)
-
-        def controller(env, s):
-            return PolicyController(policy, processor, env, mode=mode, replan_every=replan_every, seed=s,
-                                    num_steps=num_steps, instruction=instruction,
-                                    on_episode_start=on_episode_start, delay_ticks=delay_ticks)
-    kw = dict(env_kwargs or {})
-    if num_cubes is not None:
-        kw["num_cubes"] = int(num_cubes)
-    size = image_size or policy.config.vlm.vision.image_size
-    env = make_env(str(embodiment) if isinstance(embodiment, Path) else embodiment, task, image_size=size,
-                   seed=seeds[0] if seeds else seed, **kw)
+        controller = _policy_controllers(policy, processor, embodiment, mode=mode, replan_every=replan_every,
+                                         num_steps=num_steps, instruction=instruction,
+                                         on_episode_start=on_episode_start, delay_ticks=delay_ticks)
+    kw = dict(env_kwargs or {}, **({} if num_cubes is None else {"num_cubes": int(num_cubes)}))
+    env = make_env(str(embodiment) if isinstance(embodiment, Path) else embodiment, task,
+                   image_size=image_size or policy.config.vlm.vision.image_size, seed=seeds[0] if seeds else seed, **kw)
     name = env.spec_e.name
     record = video_dir is not None or keep_frames or video_episodes
     n_rec = (n_episodes if video_episodes is None else int(video_episodes)) if record else 0
@@ -91,20 +82,11 @@ def evaluate_closed_loop(policy, embodiment, task: str = "reach", n_episodes: in
         for i, s in enumerate(it):
             ctl = controller(env, s)
             ep, frames = _run_episode(env, ctl, s, max_steps, i < n_rec, video_size)
-            row = {"seed": s, "success": bool(ep.success), "steps": len(ep), "instruction": ep.instruction,
-                   "subtasks": [sub for _, sub in getattr(ctl, "query_subtasks", [])],
-                   "queries": getattr(ctl, "queries", None)}
-            if instruction is not None:
-                row["given_instruction"] = ctl.given_instruction
-            if probe is not None:
-                row["probe"] = probe(env)
+            row = _episode_row(env, ctl, ep, s, given=instruction is not None, probe=probe)
             if frames is not None:
                 videos.append(frames)
-                if video_dir is not None:
-                    row["video"] = str(write_video(frames, Path(video_dir) / f"{name}_{task}_seed{s}.mp4",
-                                                   video_fps or env.spec_e.control_hz))
-                if keep_frames:
-                    row["frames"] = frames
+                _attach_video(row, frames, video_dir and Path(video_dir) / f"{name}_{task}_seed{s}.mp4",
+                              video_fps or env.spec_e.control_hz, keep_frames)
             rows.append(row)
             if callable(progress):
                 progress(i + 1, bool(ep.success))
@@ -118,6 +100,37 @@ def evaluate_closed_loop(policy, embodiment, task: str = "reach", n_episodes: in
             "delay_ticks": delay_ticks,
             "replan_every": getattr(ctl, "replan_every", replan_every) if rows else replan_every, "env_kwargs": kw,
             "seconds": round(time.perf_counter() - t0, 2), "episodes": rows, "videos": videos}
+
+
+def _policy_controllers(policy, processor, embodiment, **controller_kwargs) -> Callable[[Any, int], PolicyController]:
+    """The default controller factory: ``fn(env, scene_seed)`` -> a PolicyController of `policy`
+    through its processor (the given one, else the checkpoint's for `embodiment`)."""
+    from groot_kit.data.processor import processor_for
+    if policy is None:
+        raise ValueError("evaluate_closed_loop: give a policy, or a controller factory fn(env, seed)")
+    processor = processor or processor_for(policy, embodiment)
+    return lambda env, s: PolicyController(policy, processor, env, seed=s, **controller_kwargs)
+
+
+def _attach_video(row: dict, frames: np.ndarray, path: Path | None, fps: float, keep_frames: bool) -> None:
+    """Write the episode's frames (uint8 [T,h,w,3]) to `path` (row["video"]) and/or keep them (row["frames"])."""
+    if path:
+        row["video"] = str(write_video(frames, path, fps))
+    if keep_frames:
+        row["frames"] = frames
+
+
+def _episode_row(env, ctl, ep, seed: int, given: bool, probe: Callable[[Any], dict] | None) -> dict:
+    """One episode's result row (without video): success, length, instruction, System 2's sub-tasks
+    and queries when the controller has them, the instruction given instead, the probe's dict."""
+    row = {"seed": seed, "success": bool(ep.success), "steps": len(ep), "instruction": ep.instruction,
+           "subtasks": [sub for _, sub in getattr(ctl, "query_subtasks", [])], "queries": getattr(ctl, "queries", None)}
+    if given:
+        row["given_instruction"] = ctl.given_instruction
+    if probe is not None:
+        row["probe"] = probe(env)
+    return row
+
 
 
 class _CameraRecorder:

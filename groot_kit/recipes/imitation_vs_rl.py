@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,7 +143,6 @@ def run(cfg: ComparisonConfig, result_json: str | Path | None = None, log: Calla
     """The experiment plus provenance (machine, wall time, the `command` that ran it), written to `result_json`."""
     import json
     import platform
-    import sys
     t0 = time.perf_counter()
     res = compare_imitation_vs_rl(cfg, log=log)
     res["wall_s_total"] = time.perf_counter() - t0
@@ -176,7 +176,6 @@ def main(argv: list[str] | None = None) -> int:
     given = {k: v for k, v in vars(a).items() if p.get_default(k) != v}   # only flags the user set
     cfg = config_from_args(ComparisonConfig, argparse.Namespace(**given), base=base)
     name = "imitation_vs_rl_fast.json" if fast else "imitation_vs_rl.json"
-    import sys
     command = " ".join(["python scripts/imitation_vs_rl.py", *(sys.argv[1:] if argv is None else argv)]).strip()
     run(cfg, a.json or Path(__file__).resolve().parents[2] / "benchmarks" / "results" / name, command=command)
     return 0

@@ -240,10 +240,9 @@ def evaluate(policy: ResidualPolicy, task_cfg: RLTaskConfig | None = None, n_epi
         current["ctl"] = ResidualController(policy, RLTask(cfg, env=env))
         return current["ctl"]
 
-    kw = env_kwargs(cfg)
     try:
         res = evaluate_closed_loop(None, cfg.embodiment, cfg.task, n_episodes, seed=EVAL_SEED_OFFSET + seed,
-                                   num_cubes=kw.pop("num_cubes"), env_kwargs=kw, image_size=cfg.image_size,
+                                   env_kwargs=env_kwargs(cfg), image_size=cfg.image_size,
                                    controller=controller, probe=lambda env: {"return": current["ctl"].episode_return()})
     finally:
         if gen is not None:

@@ -90,7 +90,10 @@ class VLMConfig:
     pixel_shuffle: bool = True      # N1: 2x2 patches -> 1 token of 4x width; N1.5: off
     connector: Literal["mlp", "linear"] = "mlp"   # N1: LN-Linear-GELU-Linear; N1.5: one Linear
     project_to_dim: int | None = 1536   # N1: backbone.linear to the DiT width; N1.5: None (LM-wide)
-    max_text_tokens: int = 64       # instruction tokens after the image tokens
+    max_text_tokens: int = 64       # instruction tokens in the prompt
+    prompt_order: Literal["image_first", "text_first"] = "image_first"  # GR00T/Eagle: image tokens,
+                                    # then the instruction. text_first puts the instruction first so
+                                    # that, in the causal LM, image tokens can attend to it
     num_views: int = 1              # camera images per observation (each gives its own tokens)
     max_subtask_tokens: int = 8     # sub-task text System 2 may emit (co-training, beyond N1)
 
@@ -109,6 +112,8 @@ class VLMConfig:
                      "Change image_size or set vlm.pixel_shuffle=False")
         _require(self.connector in ("mlp", "linear"), "vlm.connector must be 'mlp' or 'linear'")
         _require(self.num_views >= 1, "vlm.num_views must be >= 1")
+        _require(self.prompt_order in ("image_first", "text_first"),
+                 f"vlm.prompt_order must be 'image_first' (GR00T's layout) or 'text_first', got {self.prompt_order!r}")
 
     @property
     def image_tokens_per_view(self) -> int:

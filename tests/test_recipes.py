@@ -19,7 +19,8 @@ class Inner:
 class Outer:
     steps: int = 100                 # training steps
     lr: float = 1e-3                 # learning rate
-    base: str | None = "ckpt"        # base folder (none: random)
+    base: str | None = "ckpt"        # base folder (none: random;
+                                     # a second comment line continues the help)
     demos: list[int] = field(default_factory=lambda: [10, 20])   # demo counts
     merged: bool = True              # also write the merged model
     task: Inner = field(default_factory=Inner)
@@ -33,6 +34,8 @@ def _parse(argv):
 
 def test_flags_types_and_help():
     assert field_comments(Outer)["lr"] == "learning rate"
+    assert field_comments(Outer)["base"] == "base folder (none: random; a second comment line continues the help)"
+    assert field_comments(Outer)["demos"] == "demo counts"
     p, cfg = _parse([])
     assert cfg == Outer()
     p, cfg = _parse(["--steps", "7", "--base", "none", "--demos", "1,2,3", "--no-merged", "--task-weight", "2.5"])

@@ -10,7 +10,8 @@ No torch, no transformers, no groot_kit.
 Tokenization: the bundle holds `tokenizer/tokenizer.json`; when the small `tokenizers` package is
 installed the runtime tokenizes any instruction with it (same ids as the training tokenizer).
 Without it, the runtime falls back to `prompts.json`: instructions tokenized at bundle time.
-The prompt layout is GrootPolicy.tokenize's: <bos> <image>*n_img text[:max_text] <eos> <pad>*.
+The prompt layout is GrootPolicy.tokenize's: <bos> <image>*n_img text[:max_text] <eos> <pad>*
+(config prompt.order image_first), or <bos> text[:max_text] <pad>* <image>*n_img <eos> (text_first).
 
 Usage (python runtime.py --help):
     rt = GrootRuntime(bundle_dir, backend="onnxruntime")          # or "tensorrt", "auto"
@@ -221,10 +222,13 @@ class PromptBuilder:
         ids, mask = [], []
         for text in instructions:
             t = self.text_ids(text)[: c["max_text_tokens"]]
-            row = [c["bos_id"]] + [c["image_token_id"]] * c["num_image_tokens"] + t + [c["eos_id"]]
-            pad = c["seq_len"] - len(row)
-            ids.append(row + [c["pad_id"]] * pad)
-            mask.append([1] * len(row) + [0] * pad)
+            img, gap = [c["image_token_id"]] * c["num_image_tokens"], c["max_text_tokens"] - len(t)
+            if c.get("order", "image_first") == "text_first":   # image tokens at fixed positions after the text
+                ids.append([c["bos_id"]] + t + [c["pad_id"]] * gap + img + [c["eos_id"]])
+                mask.append([1] * (1 + len(t)) + [0] * gap + [1] * (len(img) + 1))
+            else:
+                ids.append([c["bos_id"]] + img + t + [c["eos_id"]] + [c["pad_id"]] * gap)
+                mask.append([1] * (len(img) + len(t) + 2) + [0] * gap)
         return np.asarray(ids, dtype=np.int64), np.asarray(mask, dtype=np.int64)
 
 

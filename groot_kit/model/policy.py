@@ -146,21 +146,16 @@ class GrootPolicy(nn.Module):
 
     # ------------------------------------------------------------------ System 2
     def tokenize(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prompt = <bos> <image>*(V*n) instruction <eos>, right-padded to a fixed length.
+        """The prompt, one fixed-length row per instruction (T = 2 + V*n + max_text_tokens).
 
-        -> input_ids [B, T], attention_mask [B, T] with T = 2 + V*n + max_text_tokens
+        image_first (GR00T): <bos> <image>*(V*n) text <eos> <pad>...
+        text_first:          <bos> text <pad>... <image>*(V*n) <eos>   (image tokens at fixed
+                             positions; in the causal LM they can attend to the instruction)
+        -> input_ids [B, T], attention_mask [B, T] (0 on padding)
         """
-        n_img = self.config.vlm.num_views * self.config.vlm.image_tokens_per_view
-        max_text = self.config.vlm.max_text_tokens
-        tok = self.tokenizer
-        ids, mask = [], []
-        for text in instructions:
-            t = tok(text, add_special_tokens=False).input_ids[:max_text]
-            row = [tok.bos_token_id] + [self.image_token_id] * n_img + t + [tok.eos_token_id]
-            pad = 2 + n_img + max_text - len(row)
-            ids.append(row + [tok.pad_token_id] * pad)
-            mask.append([1] * len(row) + [0] * pad)
-        return torch.tensor(ids, device=self.device), torch.tensor(mask, device=self.device)
+        return build_prompt(self.tokenizer, instructions, self.image_token_id,
+                            self.config.vlm.num_views * self.config.vlm.image_tokens_per_view,
+                            self.config.vlm.max_text_tokens, self.config.vlm.prompt_order, self.device)
 
     def encode_vl(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """System 2: -> vl_tokens [B, T, c], vl_mask [B, T] (c = vlm.output_dim)."""
@@ -372,6 +367,24 @@ def load_state_dict_checked(policy: nn.Module, state: dict[str, torch.Tensor], s
         raise CheckpointError(f"config does not match the weights in {source}: " + "; ".join(parts) +
                               ". Use the config.json saved with these weights (or the preset they were trained with)")
     policy.load_state_dict(state, strict=True)
+
+
+def build_prompt(tokenizer, instructions: list[str], image_token_id: int, num_image_tokens: int,
+                 max_text_tokens: int, order: str = "image_first", device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """GrootPolicy.tokenize's layout (see there). -> input_ids, attention_mask [B, 2 + n_img + max_text]"""
+    bos, eos, pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
+    ids, mask = [], []
+    for text in instructions:
+        t = tokenizer(text, add_special_tokens=False).input_ids[:max_text_tokens]
+        gap = max_text_tokens - len(t)
+        img = [image_token_id] * num_image_tokens
+        if order == "text_first":
+            row, m = [bos] + t + [pad] * gap + img + [eos], [1] * (1 + len(t)) + [0] * gap + [1] * (len(img) + 1)
+        else:
+            row, m = [bos] + img + t + [eos] + [pad] * gap, [1] * (len(img) + len(t) + 2) + [0] * gap
+        ids.append(row)
+        mask.append(m)
+    return torch.tensor(ids, device=device), torch.tensor(mask, device=device)
 
 
 def _shape(x: Any) -> str:

@@ -22,20 +22,29 @@ import typing
 from typing import Any
 
 _COMMENT = re.compile(r"^\s+(\w+)\s*:[^#]*#\s*(.+?)\s*$")
+_CONTINUED = re.compile(r"^\s+#\s*(.+?)\s*$")
 
 
 def field_comments(cls) -> dict[str, str]:
-    """{field: the comment on its line} from the dataclass's source (empty when unavailable)."""
+    """{field: the comment on its line and the comment-only lines under it} from the dataclass's
+    source (empty when unavailable)."""
     out: dict[str, str] = {}
     for klass in reversed(cls.__mro__[:-1]):
         try:
             src = inspect.getsource(klass)
         except (OSError, TypeError):
             continue
+        last = None   # a comment-only line right below a field continues that field's comment
         for line in src.splitlines():
             m = _COMMENT.match(line)
+            more = _CONTINUED.match(line)
             if m:
-                out[m.group(1)] = m.group(2)
+                last = m.group(1)
+                out[last] = m.group(2)
+            elif more and last is not None:
+                out[last] += " " + more.group(1)
+            else:
+                last = None
     return out
 
 

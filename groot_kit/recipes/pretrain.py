@@ -107,6 +107,8 @@ class PretrainConfig:
     encoder_crf: int = 18               # H.264 quality of the stored videos
     video_dir: str | None = "videos"    # relative to output_dir; None = no mp4s
     init_from: str | None = None        # warm start from a checkpoint (e.g. a previous base) instead of scratch
+    prompt_order: str | None = None     # System 2 prompt layout: None keeps init_from's (scratch: GR00T's
+                                        # image_first); "text_first" lets image tokens attend to the instruction
     command: str = "python scripts/pretrain_tiny.py"  # recorded in the results file
 
     def __post_init__(self):
@@ -127,6 +129,9 @@ class PretrainConfig:
             if bad:
                 raise ValueError(f"PretrainConfig.recovery_embodiments names {bad}, not among the embodiments "
                                  f"{list(self.embodiments)}: fix the names or add them to embodiments")
+        if self.prompt_order not in (None, "image_first", "text_first"):
+            raise ValueError(f"PretrainConfig.prompt_order={self.prompt_order!r}: give image_first, text_first "
+                             "or leave it unset (None keeps the init_from checkpoint's layout)")
         if self.recovery_episodes < 0:
             raise ValueError(f"PretrainConfig.recovery_episodes={self.recovery_episodes}: give 0 (off) or more")
         if self.recovery_episodes > 0 and not self.init_from:

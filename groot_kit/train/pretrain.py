@@ -14,11 +14,12 @@ from typing import Any, Callable
 
 from groot_kit.fileio import files_digest
 
-def tiny_pretrain_policy_config(num_views: int = 2, subtask_loss_weight: float = 0.1):
-    """The tiny preset with `num_views` camera views and sub-task co-training."""
+def tiny_pretrain_policy_config(num_views: int = 2, subtask_loss_weight: float = 0.1,
+                                prompt_order: str = "image_first"):
+    """The tiny preset with `num_views` camera views, sub-task co-training and the given prompt layout."""
     from groot_kit.config import get_preset
     cfg = get_preset("tiny")
-    return dataclasses.replace(cfg, vlm=dataclasses.replace(cfg.vlm, num_views=num_views),
+    return dataclasses.replace(cfg, vlm=dataclasses.replace(cfg.vlm, num_views=num_views, prompt_order=prompt_order),
                                subtask_loss_weight=subtask_loss_weight)
 
 
@@ -266,8 +267,13 @@ def train_base(cfg, data: dict, callbacks: list | None = None, log=print):
     if cfg.init_from:
         policy = GrootPolicy.from_pretrained(cfg.init_from)
         policy.normalization = {}  # processors (stats) are rebuilt from this run's data below
+        if cfg.prompt_order and cfg.prompt_order != policy.config.vlm.prompt_order:
+            # same weights, new layout: the LM learns to use the instruction from image tokens from here
+            log(f"  prompt layout {policy.config.vlm.prompt_order} -> {cfg.prompt_order}")
+            policy.config.vlm.prompt_order = cfg.prompt_order
     else:
-        policy = GrootPolicy(tiny_pretrain_policy_config(cfg.num_views, cfg.subtask_loss_weight))
+        policy = GrootPolicy(tiny_pretrain_policy_config(cfg.num_views, cfg.subtask_loss_weight,
+                                                         cfg.prompt_order or "image_first"))
     mixture, _ = build_mixture(policy, data, cfg)
     tc = TrainConfig(output_dir=str(Path(cfg.output_dir) / "train"), max_steps=cfg.max_steps,
                      batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, warmup_ratio=0.03,

@@ -177,6 +177,10 @@ class GrootConfig:
     # Beyond the reference: >0 co-trains System 2 to emit the current sub-task as text with the LM's
     # (tied) embedding matrix as head: loss = flow + subtask_loss_weight * cross-entropy. 0 = N1.
     subtask_loss_weight: float = 0.0
+    # Beyond the reference: >0 adds `goal_head`, a Linear that predicts, from System 2's last prompt
+    # token, the normalised state the episode ends in (where the instruction sends the robot);
+    # loss += goal_loss_weight * masked MSE. A direct signal for grounding the instruction. 0 = off.
+    goal_loss_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.vlm, dict):
@@ -188,6 +192,7 @@ class GrootConfig:
                  f"vlm output width ({self.vlm.output_dim}) must equal action_head.cross_attention_dim "
                  f"({self.action_head.cross_attention_dim}); set vlm.project_to_dim or cross_attention_dim")
         _require(self.subtask_loss_weight >= 0, "subtask_loss_weight must be >= 0 (0 turns co-training off)")
+        _require(self.goal_loss_weight >= 0, "goal_loss_weight must be >= 0 (0 turns the goal head off)")
         if self.variant == "n1_5":
             _require(self.action_head.use_vl_self_attention,
                      "variant 'n1_5' needs action_head.use_vl_self_attention=True")

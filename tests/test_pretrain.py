@@ -35,7 +35,8 @@ def test_recipe_end_to_end_tiny_budget(tmp_path):
     res = pretrain_tiny(PretrainConfig.fast(output_dir=str(tmp_path / "pt"), embodiments=("so100",), expert_episodes=3,
                                             teleop_episodes=1, video_episodes=2, max_steps=4, batch_size=4,
                                             eval_episodes=1, results_file=str(tmp_path / "r.json"),
-                                            checkpoint_dir=str(tmp_path / "ck")), log=lambda s: None)
+                                            checkpoint_dir=str(tmp_path / "ck"), prompt_order="text_first",
+                                            goal_loss_weight=0.5), log=lambda s: None)
     tiers = {d["tier"] for d in res["data"]["datasets"]}
     assert tiers == {"synthetic", "teleop", "video"}
     assert res["train"]["steps"] == 4 and np.isfinite(res["train"]["final_loss"])
@@ -46,6 +47,8 @@ def test_recipe_end_to_end_tiny_budget(tmp_path):
     from groot_kit.model.policy import GrootPolicy
     p = GrootPolicy.from_pretrained(tmp_path / "ck")
     assert p.get_processor("so100").embodiment_id == 1 and p.config.vlm.num_views == 2
+    assert p.config.vlm.prompt_order == "text_first" and p.config.goal_loss_weight == 0.5
+    assert np.isfinite(res["train"]["final_goal_loss"]) and p.goal_head.weight.shape[0] == p.config.action_head.max_state_dim
 
 
 @pytest.mark.skipif(not (REPO / "benchmarks/results/pretrain_tiny.json").exists(), reason="recipe not run yet")

@@ -7,6 +7,8 @@ Model-level batch (what the policy consumes)::
     state        float32 [B, 64] normalized + padded  state_mask bool [B, 64]
     action       float32 [B, 16, 32] normalized+pad   action_mask bool [B, 16, 32]
     embodiment_id long [B]                            tier list[str]
+    goal_state   float32 [B, 64] (goal_state=True)    goal_state_mask bool [B, 64]: the normalised
+                 state of the episode's last frame (GrootPolicy's goal head learns it)
 """
 from __future__ import annotations
 
@@ -41,9 +43,11 @@ class GrootDataset(torch.utils.data.Dataset):
         video_backend: str | None = None,
         expected_dims: tuple[dict[str, int], dict[str, int], str] | None = None,
         select=None,
+        goal_state: bool = False,
     ):
         """``root``: a folder (any version ``open_dataset`` reads) or a DatasetInfo; ``select``: a
-        ``DataConfig`` choosing the keys (applied when ``root`` is a folder)."""
+        ``DataConfig`` choosing the keys (applied when ``root`` is a folder); ``goal_state``: also
+        return each episode's final state (for GrootPolicy's goal head)."""
         from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
         self.info = root if isinstance(root, DatasetInfo) else open_dataset(root, select=select)
@@ -83,6 +87,8 @@ class GrootDataset(torch.utils.data.Dataset):
         self._tiers = self.info.episode_tiers()
         self._ep_index = None
         self._tasks = None
+        self.with_goal_state = bool(goal_state)
+        self._goals: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @classmethod
     def for_embodiment(cls, root, embodiment, **kw) -> "GrootDataset":
@@ -138,6 +144,22 @@ class GrootDataset(torch.utils.data.Dataset):
         return np.asarray(self.modality.gather("action", {k: np.asarray(rows[k], np.float32) for k in feats}),
                           np.float32)
 
+    def goal_states(self) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """{episode: (normalised padded state [Dmax_s], mask [Dmax_s]) at the episode's last frame}"""
+        if self._goals is None:
+            eps = self.frame_episode_index
+            last = {int(e): i for i, e in enumerate(eps)}          # a later frame overwrites: the last one
+            hf = self.ds.hf_dataset.with_format(None)
+            feats = sorted({s.original_key for s in self.modality.state.values()})
+            self._goals = {}
+            if feats:
+                rows = hf.select(sorted(last.values()))
+                cols = {k: torch.as_tensor(np.asarray(rows[k], np.float32)) for k in feats}
+                for j, (ep, _) in enumerate(sorted(last.items(), key=lambda kv: kv[1])):
+                    self._goals[ep] = self.processor.encode_flat("state", self.modality.gather(
+                        "state", {k: v[j] for k, v in cols.items()}).float())
+        return self._goals
+
     def instruction(self, item: dict) -> str:
         """The language instruction: the data config's annotation column (task indices) or lerobot's task."""
         col = self.modality.language_key
@@ -177,6 +199,10 @@ class GrootDataset(torch.utils.data.Dataset):
             out["action"] = torch.zeros(self.horizon, self.max_action_dim)
             out["action_mask"] = torch.zeros(self.horizon, self.max_action_dim, dtype=torch.bool)
             out["action_is_pad"] = torch.ones(self.horizon, dtype=torch.bool)
+        if self.with_goal_state:
+            goal = self.goal_states().get(ep)
+            out["goal_state"], out["goal_state_mask"] = goal if goal is not None else (
+                torch.zeros(self.max_state_dim), torch.zeros(self.max_state_dim, dtype=torch.bool))
         pix, vmask = proc.pack_views([item[key][None] for _, key in self.cams], 1)
         out["pixel_values"], out["view_mask"] = pix[0], vmask[0]
         return out

@@ -112,7 +112,9 @@ def save_gr00t_checkpoint(policy: GrootPolicy, path: str | os.PathLike, max_shar
     from groot_kit.fileio import atomic_directory
     path = Path(path)
     with atomic_directory(path) as tmp:
-        state = {k: v.detach().contiguous().cpu() for k, v in policy.state_dict().items()}
+        # the goal head is a kit training aid GR00T does not know: left out of NVIDIA's layout
+        state = {k: v.detach().contiguous().cpu() for k, v in policy.state_dict().items()
+                 if not k.startswith("goal_head.")}
         shards: list[dict[str, torch.Tensor]] = [{}]
         size = 0
         for k, v in state.items():

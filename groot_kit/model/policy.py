@@ -55,9 +55,23 @@ class GrootPolicy(nn.Module):
                              f"{cfg.vlm.lm.vocab_size}; raise vocab_size or use a smaller tokenizer")
         self.backbone = VLBackbone(cfg.vlm, cfg.variant, self.image_token_id)
         self.action_head = FlowMatchingActionHead(cfg.action_head)
+        if cfg.goal_loss_weight > 0:
+            self.add_goal_head(cfg.goal_loss_weight)
         # Per-embodiment normalisation stats travel with the checkpoint (JSON-serialisable dict).
         self.normalization: dict[str, Any] = normalization or {}
         self._executor = None          # chunk executor behind select_action
+
+    def add_goal_head(self, weight: float) -> None:
+        """Train System 2 to say where the episode ends: goal_head(last prompt token) -> goal state.
+
+        A kit addition (not in GR00T): with several objects on the table the flow loss alone gives a
+        weak signal for binding the instruction's words to the right object; this loss asks System 2's
+        output for the named object's consequence directly. Only training uses it."""
+        if weight <= 0:
+            raise InputError(f"goal loss weight {weight}: give a positive number (0 means no goal head)")
+        self.config.goal_loss_weight = float(weight)
+        if not hasattr(self, "goal_head"):
+            self.goal_head = nn.Linear(self.config.vlm.output_dim, self.config.action_head.max_state_dim).to(self.device)
 
     # ------------------------------------------------------------------ shapes & validation
     @property
@@ -202,6 +216,10 @@ class GrootPolicy(nn.Module):
         loss, info = self.action_head(vl, batch["state"], batch["embodiment_id"], batch["action"],
                                       action_mask, vl_mask=vl_mask, noise=noise, t=t)
         info = {k: float(v) for k, v in info.items()}
+        if self.config.goal_loss_weight > 0 and batch.get("goal_state") is not None:
+            goal_loss = self.goal_loss(vl, vl_mask, batch["goal_state"].to(vl.device), batch["goal_state_mask"].to(vl.device))
+            loss = loss + self.config.goal_loss_weight * goal_loss
+            info["goal_loss"] = float(goal_loss.detach())
         if cotrain:
             # position P+j predicts sub-task token j+1 (after the <bos> marker)
             logits = self.backbone.text_logits(hidden[:, P:-1])
@@ -212,6 +230,17 @@ class GrootPolicy(nn.Module):
             info["subtask_loss"] = float(text_loss.detach())
         info["loss"] = float(loss.detach())
         return loss, info
+
+    def predict_goal(self, vl: torch.Tensor, vl_mask: torch.Tensor) -> torch.Tensor:
+        """goal_head on the last real prompt token: vl [B, T, c], vl_mask [B, T] -> [B, Dmax_s]"""
+        T = vl_mask.shape[1]
+        last = T - 1 - vl_mask.flip(1).to(torch.int64).argmax(1)        # padding may sit mid-prompt (text_first)
+        return self.goal_head(vl[torch.arange(vl.shape[0], device=vl.device), last])
+
+    def goal_loss(self, vl: torch.Tensor, vl_mask: torch.Tensor, goal: torch.Tensor, goal_mask: torch.Tensor) -> torch.Tensor:
+        """Masked MSE of predict_goal against goal [B, Dmax_s] (goal_mask False on padded dims)."""
+        m = goal_mask.to(vl.dtype)
+        return (((self.predict_goal(vl, vl_mask) - goal) ** 2) * m).sum() / m.sum().clamp(min=1)
 
     @torch.no_grad()
     def predict_subtask(self, batch: dict) -> list[str]:

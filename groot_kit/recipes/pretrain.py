@@ -94,6 +94,8 @@ class PretrainConfig:
     embodiment_weights: dict = field(default_factory=dict)  # batch-share multiplier per embodiment, e.g.
                                         # {"gr1_upper": 2.0} for a robot that lags (missing = 1.0)
     subtask_loss_weight: float = 0.1    # System 2 sub-task co-training
+    goal_loss_weight: float = 0.0       # System 2 goal head: predict the episode's final state from the
+                                        # last prompt token (a grounding signal; 0 = off, as in GR00T)
     image_shift: int = 4                # train-time random image shift, px (groot_kit.train.augment)
     color_jitter: float = 0.1           # train-time brightness/contrast jitter
     max_steps: int = 8000               # starting guess; when train_minutes > 0 the budget decides
@@ -129,6 +131,8 @@ class PretrainConfig:
             if bad:
                 raise ValueError(f"PretrainConfig.recovery_embodiments names {bad}, not among the embodiments "
                                  f"{list(self.embodiments)}: fix the names or add them to embodiments")
+        if self.goal_loss_weight < 0:
+            raise ValueError(f"PretrainConfig.goal_loss_weight={self.goal_loss_weight}: give 0 (off) or a positive weight")
         if self.prompt_order not in (None, "image_first", "text_first"):
             raise ValueError(f"PretrainConfig.prompt_order={self.prompt_order!r}: give image_first, text_first "
                              "or leave it unset (None keeps the init_from checkpoint's layout)")

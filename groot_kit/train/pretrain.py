@@ -240,7 +240,7 @@ def build_mixture(policy, data: dict, cfg):
     pc = policy.config
     size_kw = dict(image_size=pc.vlm.vision.image_size, max_views=pc.vlm.num_views,
                    horizon=pc.action_head.action_horizon, max_state_dim=pc.action_head.max_state_dim,
-                   max_action_dim=pc.action_head.max_action_dim)
+                   max_action_dim=pc.action_head.max_action_dim, goal_state=pc.goal_loss_weight > 0)
     stats, datasets, weights = {}, [], []
     train_rows = [r for r in data["datasets"] if r["role"] == "train"]
     # the expert demos first: their stats normalise every dataset of that embodiment
@@ -274,6 +274,8 @@ def train_base(cfg, data: dict, callbacks: list | None = None, log=print):
     else:
         policy = GrootPolicy(tiny_pretrain_policy_config(cfg.num_views, cfg.subtask_loss_weight,
                                                          cfg.prompt_order or "image_first"))
+    if getattr(cfg, "goal_loss_weight", 0) > 0:
+        policy.add_goal_head(cfg.goal_loss_weight)
     mixture, _ = build_mixture(policy, data, cfg)
     tc = TrainConfig(output_dir=str(Path(cfg.output_dir) / "train"), max_steps=cfg.max_steps,
                      batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, warmup_ratio=0.03,
@@ -290,6 +292,7 @@ def train_base(cfg, data: dict, callbacks: list | None = None, log=print):
     info = {"steps": trainer.step, "seconds": round(secs, 1), "batch_size": cfg.batch_size,
             "learning_rate": cfg.learning_rate, "final_loss": history[-1]["loss"] if history else None,
             "final_subtask_loss": history[-1].get("subtask_loss") if history else None,
+            "final_goal_loss": history[-1].get("goal_loss") if history else None,
             "frames": len(mixture), "parameters": policy.num_parameters()["total"],
             "trainable": trainer.trainable_counts}
     return trainer.policy.eval(), history, info

@@ -91,6 +91,8 @@ def trainable_groups(policy: GrootPolicy) -> dict[str, list[nn.Parameter]]:
     ah = policy.action_head
     projector = [p for n, p in ah.named_parameters() if not n.startswith("model.")]
     projector += list(policy.backbone.linear.parameters())
+    if hasattr(policy, "goal_head"):   # a training-only adapter on System 2's output
+        projector += list(policy.goal_head.parameters())
     return {
         "tune_llm": list(eagle.language_model.parameters()),
         "tune_visual": list(eagle.vision_model.parameters()) + list(eagle.mlp1.parameters()),

@@ -89,6 +89,16 @@ def test_bad_embodiment_weights_are_refused():
         PretrainConfig(embodiment_weights={"gr1_upper": 0})
 
 
+def test_language_stage_settings_are_checked():
+    with pytest.raises(ValueError, match="targets_per_scene"):
+        PretrainConfig(num_cubes=1, targets_per_scene=3)
+    with pytest.raises(ValueError, match="prompt_order"):
+        PretrainConfig(prompt_order="images_last")
+    with pytest.raises(ValueError, match="goal_loss_weight"):
+        PretrainConfig(goal_loss_weight=-0.1)
+    assert PretrainConfig(num_cubes=3, targets_per_scene=3).targets_per_scene == 3
+
+
 def test_data_is_reused_per_embodiment_until_its_definition_changes(tmp_path, monkeypatch):
     """A second run reuses every embodiment's datasets; after one robot's files change, only that
     robot's datasets are regenerated."""

@@ -44,7 +44,7 @@ def norm_modes_for(spec) -> dict[str, str]:
 def sim_episodes(embodiment: str, task: str, n: int, image_size: int = 96, seed: int = 0, teleop: bool = False,
                  timings: dict | None = None, only_success: bool = False, max_tries: int | None = None, *,
                  num_cubes: int | None = None, start_noise: float | None = None, hold_seconds: float = 0.0,
-                 min_steps: int = 1, stats: dict | None = None) -> Iterator[EpisodeData]:
+                 min_steps: int = 1, stats: dict | None = None, targets_per_scene: int = 1) -> Iterator[EpisodeData]:
     """Yield ``n`` episodes from the scripted expert (tier 'synthetic', domain-randomised) or the
     simulated operator (tier 'teleop'), on scene seeds ``seed, seed+1, ...``.
 
@@ -52,7 +52,10 @@ def sim_episodes(embodiment: str, task: str, n: int, image_size: int = 96, seed:
     episode; a start pose already at the goal teaches nothing) and try further seeds, up to
     ``max_tries`` (default ``3n + 5``). ``num_cubes`` / ``start_noise`` go to the env (None: its
     defaults); the expert keeps recording ``hold_seconds`` after success. ``timings`` accumulates sim
-    seconds and frames; ``stats`` receives ``tried`` and ``kept`` when the generator finishes."""
+    seconds and frames; ``stats`` receives ``tried`` and ``kept`` when the generator finishes.
+    ``targets_per_scene`` > 1 records each multi-cube scene that many times, each time with another
+    cube as the target: the same first image under different instructions and goals, so the words
+    are the only way to tell the demos apart (counterfactual pairs against memorising scenes)."""
     from groot_kit.sim import make_env, make_expert, rollout
     from groot_kit.sim.teleop import SimulatedOperator
 
@@ -65,19 +68,28 @@ def sim_episodes(embodiment: str, task: str, n: int, image_size: int = 96, seed:
         while made < n and k < (max_tries or 3 * n + 5):
             s = seed + k
             k += 1
-            t0 = time.perf_counter()
-            pol = SimulatedOperator(env, seed=s) if teleop else make_expert(env)
-            ep = rollout(env, pol, seed=s, tier=tier, extra_steps_after_success=hold)
-            if timings is not None:
-                timings["sim_s"] = timings.get("sim_s", 0.0) + time.perf_counter() - t0
-                timings["frames"] = timings.get("frames", 0) + len(ep)
-            if (only_success and not ep.success) or len(ep) < min_steps:
-                continue
-            made += 1
-            yield from_sim_episode(ep, tier=tier, provenance={
-                "source": "simulated_operator" if teleop else "scripted_expert", "embodiment": env.spec_e.name,
-                "task": task, "seed": s, **({"num_cubes": num_cubes} if num_cubes is not None else {}),
-                "domain_randomization": True, **{k2: v for k2, v in ep.meta.items() if isinstance(v, (int, float, str))}})
+            for j in range(max(1, targets_per_scene)):
+                if made >= n:
+                    break
+                t0 = time.perf_counter()
+                start = None
+                if j > 0:   # the same scene again, another cube named
+                    start, _ = env.reset(seed=s)
+                    env.unwrapped.set_target((int(env.unwrapped.target["cube"].removeprefix("cube")) + j)
+                                             % len(env.unwrapped.scene["cube_colors"]),
+                                             None if task != "pick_place" else j % 2)
+                pol = SimulatedOperator(env, seed=s) if teleop else make_expert(env)
+                ep = rollout(env, pol, seed=s, tier=tier, extra_steps_after_success=hold, start_obs=start)
+                if timings is not None:
+                    timings["sim_s"] = timings.get("sim_s", 0.0) + time.perf_counter() - t0
+                    timings["frames"] = timings.get("frames", 0) + len(ep)
+                if (only_success and not ep.success) or len(ep) < min_steps:
+                    continue
+                made += 1
+                yield from_sim_episode(ep, tier=tier, instruction=env.unwrapped.instruction, provenance={
+                    "source": "simulated_operator" if teleop else "scripted_expert", "embodiment": env.spec_e.name,
+                    "task": task, "seed": s, "target_variant": j, **({"num_cubes": num_cubes} if num_cubes is not None else {}),
+                    "domain_randomization": True, **{k2: v for k2, v in ep.meta.items() if isinstance(v, (int, float, str))}})
     finally:
         env.close()
         if stats is not None:

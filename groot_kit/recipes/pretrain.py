@@ -77,6 +77,8 @@ class PretrainConfig:
     embodiments: tuple[str, ...] = DEFAULT_EMBODIMENTS
     task: str = "reach"                 # pretraining task variant (see module doc)
     num_cubes: int = 1                  # cubes on the table
+    targets_per_scene: int = 1          # record each multi-cube scene once per target cube (up to this many):
+                                        # counterfactual demos, same image, other instruction (train tiers)
     image_size: int = 64                # rendered frames (= tiny preset input)
     num_views: int = 2                  # front/ego + wrist
     expert_episodes: int = 900          # tier synthetic, per embodiment (humanoid: a third, 4x longer episodes)
@@ -131,6 +133,9 @@ class PretrainConfig:
             if bad:
                 raise ValueError(f"PretrainConfig.recovery_embodiments names {bad}, not among the embodiments "
                                  f"{list(self.embodiments)}: fix the names or add them to embodiments")
+        if self.targets_per_scene < 1 or (self.targets_per_scene > 1 and self.targets_per_scene > self.num_cubes):
+            raise ValueError(f"PretrainConfig.targets_per_scene={self.targets_per_scene}: give 1..num_cubes "
+                             f"({self.num_cubes}); each recording of a scene names another cube")
         if self.goal_loss_weight < 0:
             raise ValueError(f"PretrainConfig.goal_loss_weight={self.goal_loss_weight}: give 0 (off) or a positive weight")
         if self.prompt_order not in (None, "image_first", "text_first"):

@@ -26,11 +26,12 @@ def tiny_pretrain_policy_config(num_views: int = 2, subtask_loss_weight: float =
 # ----------------------------------------------------------------------------------- data
 def _episodes(embodiment: str, task: str, n: int, image_size: int, seed: int, num_cubes: int,
               teleop: bool = False, hold_seconds: float = 0.3, stats: dict | None = None,
-              start_noise: float = 0.02):
+              start_noise: float = 0.02, targets_per_scene: int = 1):
     """Successful demos (at least 4 steps) from the scripted expert or the simulated operator (EpisodeData list)."""
     from groot_kit.data.sim_data import sim_episodes
     return list(sim_episodes(embodiment, task, n, image_size, seed, teleop, only_success=True, num_cubes=num_cubes,
-                             start_noise=start_noise, hold_seconds=hold_seconds, min_steps=4, stats=stats))
+                             start_noise=start_noise, hold_seconds=hold_seconds, min_steps=4, stats=stats,
+                             targets_per_scene=targets_per_scene))
 
 
 def _reusable(manifest: Path, key: dict) -> dict | None:
@@ -73,7 +74,7 @@ def generate_pretrain_data(cfg, log: Callable[[str], None] = print) -> dict[str,
 
     root = Path(cfg.output_dir) / "data"
     key = {k: v for k, v in dataclasses.asdict(cfg).items()
-           if k in ("task", "num_cubes", "image_size", "expert_episodes", "teleop_episodes",
+           if k in ("task", "num_cubes", "targets_per_scene", "image_size", "expert_episodes", "teleop_episodes",
                     "heldout_episodes", "hold_seconds", "start_noise", "seed", "encoder_crf")}
     enc = EncoderOptions(crf=cfg.encoder_crf)
     t0 = time.perf_counter()
@@ -104,7 +105,7 @@ def generate_pretrain_data(cfg, log: Callable[[str], None] = print) -> dict[str,
             st: dict = {}
             noise = 0.02 if name == "heldout" else cfg.start_noise  # held-out demos start like the eval
             eps = _episodes(emb, cfg.task, n, cfg.image_size, seed, cfg.num_cubes, teleop, cfg.hold_seconds, st,
-                            start_noise=noise)
+                            start_noise=noise, targets_per_scene=1 if name == "heldout" else cfg.targets_per_scene)
             if name == "expert":
                 expert_eps = eps
             path = write_dataset(eps, root / f"{emb}_{name}", modality_for(spec), **kw)

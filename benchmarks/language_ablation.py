@@ -5,6 +5,8 @@
 
 Same scenes three times (as given / target swapped with its instruction / instruction blanked),
 scene seeds from --seed (reported range 300000+). Writes benchmarks/results/language_ablation.json.
+A checkpoint trained with a goal head also gets the System 2 goal probe (groot_kit.eval.goal_probe):
+does System 2 alone point at the named cube's goal, on --goal-probe-scenes unseen scenes?
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from groot_kit.eval import language_ablation
+from groot_kit.eval import goal_probe, language_ablation
 from groot_kit.paths import REPO_ROOT, TINY_BASE, resolve_repo_path
 
 
@@ -30,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=300_000)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--goal-probe-scenes", type=int, default=20, help="0: skip the goal probe")
+    p.add_argument("--skip-rollouts", action="store_true", help="only the goal probe")
     p.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results" / "language_ablation.json"))
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -40,13 +44,18 @@ def main(argv: list[str] | None = None) -> int:
            "results": {}}
     for emb in a.embodiments.split(","):
         t0 = time.perf_counter()
-        r = language_ablation(policy, emb, a.task, a.episodes, seed=a.seed, num_cubes=a.num_cubes)
+        r = {} if a.skip_rollouts else language_ablation(policy, emb, a.task, a.episodes, seed=a.seed, num_cubes=a.num_cubes)
         r["seconds"] = round(time.perf_counter() - t0, 1)
         out["results"][emb] = r
-        c = r["conditions"]
-        print(f"{emb}/{a.task}, {a.num_cubes} cubes, n={a.episodes}: " + "; ".join(
-            f"{k} success {v['successes']}/{v['n']} named cube {v['named_cube']}/{v['n']}" for k, v in c.items())
-            + f" ({r['seconds']} s)", flush=True)
+        if r.get("conditions"):
+            print(f"{emb}/{a.task}, {a.num_cubes} cubes, n={a.episodes}: " + "; ".join(
+                f"{k} success {v['successes']}/{v['n']} named cube {v['named_cube']}/{v['n']}"
+                for k, v in r["conditions"].items()) + f" ({r['seconds']} s)", flush=True)
+        if a.goal_probe_scenes > 0 and hasattr(policy, "goal_head"):
+            g = r["goal_probe"] = goal_probe(policy, emb, a.task, a.goal_probe_scenes, seed=a.seed, num_cubes=a.num_cubes)
+            print(f"{emb} goal probe ({g['n_scenes']} scenes x {a.num_cubes} demos): own goal nearest "
+                  f"{g['goal_matched']}/{g['n_demos']}; MSE own {g['mse_own']:.4f} other cube "
+                  f"{g['mse_other_cube']:.4f} blank {g['mse_blank']:.4f}", flush=True)
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(out, indent=1, default=float))
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -93,3 +95,24 @@ def test_nvidia_layout_keeps_the_prompt_order_and_leaves_the_goal_head_out(tmp_p
     batch = dummy_batch(p, 2, seed=4)
     noise = torch.randn(2, 16, 32)
     assert torch.equal(p.predict_action_chunk(batch, noise=noise), q.predict_action_chunk(batch, noise=noise))
+
+
+def test_goal_probe_pairs_each_scene_with_every_cube(tmp_path):
+    """The System 2 probe: every unseen scene demonstrated once per cube, scored against its own goal."""
+    from groot_kit.data.processor import GrootProcessor
+    from groot_kit.embodiment import load_embodiment
+    from groot_kit.eval import goal_probe
+    cfg = get_preset("tiny")
+    cfg = dataclasses.replace(cfg, vlm=dataclasses.replace(cfg.vlm, num_views=2, prompt_order="text_first"),
+                              goal_loss_weight=0.5)
+    torch.manual_seed(0)
+    p = GrootPolicy(cfg).eval()
+    p.set_processor(GrootProcessor.from_embodiment(load_embodiment("so100"), cfg))
+    r = goal_probe(p, "so100", n_scenes=2, seed=100_000, num_cubes=3, workdir=tmp_path)
+    assert r["n_demos"] == 3 * r["n_scenes"] and r["n_scenes"] >= 1
+    assert 0 <= r["goal_matched"] <= r["n_demos"] and r["chance"] == pytest.approx(1 / 3)
+    assert all(np.isfinite(r[k]) for k in ("mse_own", "mse_other_cube", "mse_blank"))
+    assert r["mse_own"] != r["mse_other_cube"]          # the words reach the goal head
+    assert not list(tmp_path.iterdir())                 # the probe's scratch dataset is gone
+    with pytest.raises(ValueError, match="goal head"):
+        goal_probe(GrootPolicy(get_preset("tiny")), "so100", n_scenes=1)

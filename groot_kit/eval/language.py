@@ -85,6 +85,64 @@ def language_ablation(policy, embodiment, task: str = "reach", n_episodes: int =
     return out
 
 
+def goal_probe(policy, embodiment: str, task: str = "reach", n_scenes: int = 20, seed: int = 300_000,
+               num_cubes: int = 3, workdir=None) -> dict[str, Any]:
+    """Does System 2 itself ground the words? (policies with a goal head, GrootPolicy.add_goal_head)
+
+    Each of ``n_scenes`` unseen scenes is demonstrated once per cube (same first image, each cube
+    named in turn). From the first frame, the goal head predicts the final state under each demo's
+    instruction; ``goal_matched`` counts predictions nearest to that demo's own final state among
+    the scene's ``num_cubes`` goals (grounded: near 1; ignoring the words: about 1/num_cubes). MSEs
+    against the demo's goal: with its instruction, another cube's instruction, and a blank one."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from groot_kit.data import GrootDataset, collate, write_dataset
+    from groot_kit.data.sim_data import modality_for, sim_episodes
+    from groot_kit.embodiment import load_embodiment
+
+    if not hasattr(policy, "goal_head"):
+        raise ValueError("goal_probe needs a policy trained with a goal head (goal_loss_weight > 0)")
+    spec = load_embodiment(embodiment)
+    eps = list(sim_episodes(embodiment, task, n_scenes * num_cubes, policy.config.vlm.vision.image_size, seed,
+                            only_success=True, num_cubes=num_cubes, start_noise=0.02, min_steps=2,
+                            targets_per_scene=num_cubes))
+    by_scene: dict[int, list[int]] = {}
+    for i, e in enumerate(eps):
+        by_scene.setdefault(e.provenance["seed"], []).append(i)
+    keep = [i for idx in by_scene.values() if len(idx) == num_cubes for i in idx]   # scenes with every demo
+    eps = [eps[i] for i in keep]
+    proc = policy.get_processor(embodiment)
+    pc = policy.config
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        root = write_dataset(eps, Path(tmp) / "probe", modality_for(spec), fps=int(spec.control_hz),
+                             robot_type=spec.name, embodiment=spec.name, embodiment_id=spec.slot_id)
+        ds = GrootDataset(root, embodiment_id=spec.slot_id, stats=proc.stats, image_size=pc.vlm.vision.image_size,
+                          max_views=pc.vlm.num_views, horizon=pc.action_head.action_horizon,
+                          max_state_dim=pc.action_head.max_state_dim, max_action_dim=pc.action_head.max_action_dim,
+                          goal_state=True)
+        ei = ds.frame_episode_index
+        batch = collate([ds[int(np.argmax(ei == e))] for e in range(len(eps))])
+    goal, gmask = batch["goal_state"], batch["goal_state_mask"].float()
+    n = len(eps)
+    other = [eps[(i // num_cubes) * num_cubes + (i % num_cubes + 1) % num_cubes].instruction for i in range(n)]
+    out: dict[str, Any] = {"embodiment": embodiment, "task": task, "num_cubes": num_cubes, "seed": seed,
+                           "n_scenes": n // num_cubes, "n_demos": n, "chance": 1.0 / num_cubes}
+    with torch.no_grad():
+        for name, texts in (("own", batch["instruction"]), ("other_cube", other), ("blank", [""] * n)):
+            vl, m = policy.encode_vl({**batch, "instruction": texts})
+            pred = policy.predict_goal(vl, m)
+            out[f"mse_{name}"] = float((((pred - goal) ** 2) * gmask).sum() / gmask.sum())
+            if name == "own":
+                d = ((pred[:, None] - goal.view(-1, num_cubes, goal.shape[-1]).repeat_interleave(num_cubes, 0)) ** 2
+                     * gmask[:, None]).sum(-1)                                   # [n, num_cubes]
+                hits = int((d.argmin(1) == torch.arange(n) % num_cubes).sum())
+                out.update(goal_matched=hits, goal_matched_rate=hits / n, goal_matched_ci95=wilson_interval(hits, n))
+    return out
+
+
 def confusion_figure(confusion: dict[str, dict[str, int]], title: str = "Named cube vs cube the robot went for"):
     """Plotly heat map of a confusion table ({named colour: {chosen colour: count}})."""
     import plotly.graph_objects as go

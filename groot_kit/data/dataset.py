@@ -147,17 +147,14 @@ class GrootDataset(torch.utils.data.Dataset):
     def goal_states(self) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
         """{episode: (normalised padded state [Dmax_s], mask [Dmax_s]) at the episode's last frame}"""
         if self._goals is None:
-            eps = self.frame_episode_index
-            last = {int(e): i for i, e in enumerate(eps)}          # a later frame overwrites: the last one
-            hf = self.ds.hf_dataset.with_format(None)
+            last = {int(e): i for i, e in enumerate(self.frame_episode_index)}   # later frames overwrite
             feats = sorted({s.original_key for s in self.modality.state.values()})
             self._goals = {}
             if feats:
-                rows = hf.select(sorted(last.values()))
-                cols = {k: torch.as_tensor(np.asarray(rows[k], np.float32)) for k in feats}
-                for j, (ep, _) in enumerate(sorted(last.items(), key=lambda kv: kv[1])):
-                    self._goals[ep] = self.processor.encode_flat("state", self.modality.gather(
-                        "state", {k: v[j] for k, v in cols.items()}).float())
+                rows = self.ds.hf_dataset.with_format(None).select(list(last.values()))
+                state = self.modality.gather("state", {k: torch.as_tensor(np.asarray(rows[k], np.float32)) for k in feats})
+                goals, masks = self.processor.encode_flat("state", state.float())     # [E, Dmax_s] each
+                self._goals = {ep: (goals[j], masks[j]) for j, ep in enumerate(last)}
         return self._goals
 
     def instruction(self, item: dict) -> str:

@@ -75,9 +75,7 @@ def sim_episodes(embodiment: str, task: str, n: int, image_size: int = 96, seed:
                 start = None
                 if j > 0:   # the same scene again, another cube named
                     start, _ = env.reset(seed=s)
-                    env.unwrapped.set_target((int(env.unwrapped.target["cube"].removeprefix("cube")) + j)
-                                             % len(env.unwrapped.scene["cube_colors"]),
-                                             None if task != "pick_place" else j % 2)
+                    env.unwrapped.next_target(j)
                 pol = SimulatedOperator(env, seed=s) if teleop else make_expert(env)
                 ep = rollout(env, pol, seed=s, tier=tier, extra_steps_after_success=hold, start_obs=start)
                 if timings is not None:

@@ -46,10 +46,7 @@ def _probe(env) -> dict:
 
 def swap_target(env) -> None:
     """Re-point the scene at the next cube (and the other bin): a different valid instruction."""
-    env = env.unwrapped if hasattr(env, "unwrapped") else env
-    cube = (int(env.target["cube"].removeprefix("cube")) + 1) % len(env.scene["cube_colors"])
-    bin_ = None if env.task != "pick_place" else 1 - int(env.target["bin"].removeprefix("bin"))
-    env.set_target(cube, bin_)
+    (env.unwrapped if hasattr(env, "unwrapped") else env).next_target(1)
 
 
 def _summary(r: dict) -> dict[str, Any]:
@@ -114,15 +111,10 @@ def goal_probe(policy, embodiment: str, task: str = "reach", n_scenes: int = 20,
         by_scene.setdefault(e.provenance["seed"], []).append(i)
     keep = [i for idx in by_scene.values() if len(idx) == num_cubes for i in idx]   # scenes with every demo
     eps = [eps[i] for i in keep]
-    proc = policy.get_processor(embodiment)
-    pc = policy.config
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         root = write_dataset(eps, Path(tmp) / "probe", modality_for(spec), fps=int(spec.control_hz),
                              robot_type=spec.name, embodiment=spec.name, embodiment_id=spec.slot_id)
-        ds = GrootDataset(root, embodiment_id=spec.slot_id, stats=proc.stats, image_size=pc.vlm.vision.image_size,
-                          max_views=pc.vlm.num_views, horizon=pc.action_head.action_horizon,
-                          max_state_dim=pc.action_head.max_state_dim, max_action_dim=pc.action_head.max_action_dim,
-                          goal_state=True)
+        ds, _ = GrootDataset.for_policy(policy, root, policy.get_processor(embodiment), goal_state=True)
         ei = ds.frame_episode_index
         batch = collate([ds[int(np.argmax(ei == e))] for e in range(len(eps))])
     goal, gmask = batch["goal_state"], batch["goal_state_mask"].float()

@@ -319,6 +319,13 @@ class GrootSimEnv(gym.Env):
         self.target["arm"] = ("left" if by > 0 else "right") if len(arms) > 1 else arms[0]
         return self.instruction
 
+    def next_target(self, steps: int = 1) -> str:
+        """Re-point the scene `steps` cubes further along (pick_place: the other bin on odd steps): a
+        different valid instruction for the same scene. Returns the instruction."""
+        cube = (int(self.target["cube"].removeprefix("cube")) + steps) % len(self.scene["cube_colors"])
+        bin_ = None if self.task != "pick_place" else (int(self.target["bin"].removeprefix("bin")) + steps) % 2
+        return self.set_target(cube, bin_)
+
     def _reset_box(self, rng) -> None:
         lay = self.layout
         bs = np.array(lay["box_size"], float)

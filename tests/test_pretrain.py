@@ -36,7 +36,8 @@ def test_recipe_end_to_end_tiny_budget(tmp_path):
                                             teleop_episodes=1, video_episodes=2, max_steps=4, batch_size=4,
                                             eval_episodes=1, results_file=str(tmp_path / "r.json"),
                                             checkpoint_dir=str(tmp_path / "ck"), prompt_order="text_first",
-                                            goal_loss_weight=0.5), log=lambda s: None)
+                                            goal_loss_weight=0.5, num_cubes=3, grounding_scenes=6,
+                                            grounding_minutes=0.02, freeze_system2=True), log=lambda s: None)
     tiers = {d["tier"] for d in res["data"]["datasets"]}
     assert tiers == {"synthetic", "teleop", "video"}
     assert res["train"]["steps"] == 4 and np.isfinite(res["train"]["final_loss"])
@@ -49,6 +50,10 @@ def test_recipe_end_to_end_tiny_budget(tmp_path):
     assert p.get_processor("so100").embodiment_id == 1 and p.config.vlm.num_views == 2
     assert p.config.vlm.prompt_order == "text_first" and p.config.goal_loss_weight == 0.5
     assert np.isfinite(res["train"]["final_goal_loss"]) and p.goal_head.weight.shape[0] == p.config.action_head.max_state_dim
+    g = res["train"]["grounding"]                       # the pretext ran first, then System 2 stayed frozen
+    assert g["train_scenes"] == {"so100": 6} and g["final_probe"]["so100"]["n_queries"] == 300 * 3
+    assert res["train"]["trainable"]["tune_llm"] == 0 and res["train"]["trainable"]["tune_visual"] == 0
+    assert res["train"]["trainable"]["tune_diffusion_model"] > 0 and saved["train"]["grounding"]["steps"] >= 1
 
 
 @pytest.mark.skipif(not (REPO / "benchmarks/results/pretrain_tiny.json").exists(), reason="recipe not run yet")

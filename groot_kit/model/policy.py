@@ -233,9 +233,7 @@ class GrootPolicy(nn.Module):
 
     def predict_goal(self, vl: torch.Tensor, vl_mask: torch.Tensor) -> torch.Tensor:
         """goal_head on the last real prompt token: vl [B, T, c], vl_mask [B, T] -> [B, Dmax_s]"""
-        T = vl_mask.shape[1]
-        last = T - 1 - vl_mask.flip(1).to(torch.int64).argmax(1)        # padding may sit mid-prompt (text_first)
-        return self.goal_head(vl[torch.arange(vl.shape[0], device=vl.device), last])
+        return self.goal_head(last_prompt_token(vl, vl_mask))
 
     def goal_loss(self, vl: torch.Tensor, vl_mask: torch.Tensor, goal: torch.Tensor, goal_mask: torch.Tensor) -> torch.Tensor:
         """Masked MSE of predict_goal against goal [B, Dmax_s] (goal_mask False on padded dims)."""
@@ -396,6 +394,14 @@ def load_state_dict_checked(policy: nn.Module, state: dict[str, torch.Tensor], s
         raise CheckpointError(f"config does not match the weights in {source}: " + "; ".join(parts) +
                               ". Use the config.json saved with these weights (or the preset they were trained with)")
     policy.load_state_dict(state, strict=True)
+
+
+def last_prompt_token(vl: torch.Tensor, vl_mask: torch.Tensor) -> torch.Tensor:
+    """System 2's last real prompt token: vl [B, T, c], vl_mask [B, T] -> [B, c]. In the causal LM it
+    has seen the whole prompt (image and instruction), so per-prompt heads read it."""
+    T = vl_mask.shape[1]
+    last = T - 1 - vl_mask.flip(1).to(torch.int64).argmax(1)        # padding may sit mid-prompt (text_first)
+    return vl[torch.arange(vl.shape[0], device=vl.device), last]
 
 
 def build_prompt(tokenizer, instructions: list[str], image_token_id: int, num_image_tokens: int,

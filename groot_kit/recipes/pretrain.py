@@ -98,6 +98,12 @@ class PretrainConfig:
     subtask_loss_weight: float = 0.1    # System 2 sub-task co-training
     goal_loss_weight: float = 0.0       # System 2 goal head: predict the episode's final state from the
                                         # last prompt token (a grounding signal; 0 = off, as in GR00T)
+    grounding_scenes: int = 0           # System 2 grounding pretext before the action stage: rendered
+                                        # multi-cube first frames per embodiment, each cube named in turn,
+                                        # "where is the named cube?" (groot_kit.train.grounding; 0 = off)
+    grounding_minutes: float = 15.0     # time budget of the grounding pretext
+    freeze_system2: bool = False        # action stage trains System 1 and the projectors only (GR00T N1 keeps
+                                        # the LM frozen); keeps what the grounding pretext taught System 2
     image_shift: int = 4                # train-time random image shift, px (groot_kit.train.augment)
     color_jitter: float = 0.1           # train-time brightness/contrast jitter
     max_steps: int = 8000               # starting guess; when train_minutes > 0 the budget decides
@@ -138,6 +144,12 @@ class PretrainConfig:
                              f"({self.num_cubes}); each recording of a scene names another cube")
         if self.goal_loss_weight < 0:
             raise ValueError(f"PretrainConfig.goal_loss_weight={self.goal_loss_weight}: give 0 (off) or a positive weight")
+        if self.grounding_scenes < 0 or (self.grounding_scenes > 0 and self.num_cubes < 2):
+            raise ValueError(f"PretrainConfig.grounding_scenes={self.grounding_scenes} with num_cubes={self.num_cubes}: "
+                             "the grounding pretext names one of several cubes; set num_cubes >= 2 or grounding_scenes=0")
+        if self.grounding_scenes > 0 and self.grounding_minutes <= 0:
+            raise ValueError(f"PretrainConfig.grounding_minutes={self.grounding_minutes}: give a positive time budget "
+                             "for the grounding pretext (or grounding_scenes=0 to skip it)")
         if self.prompt_order not in (None, "image_first", "text_first"):
             raise ValueError(f"PretrainConfig.prompt_order={self.prompt_order!r}: give image_first, text_first "
                              "or leave it unset (None keeps the init_from checkpoint's layout)")

@@ -278,9 +278,11 @@ def train_base(cfg, data: dict, callbacks: list | None = None, log=print):
     if getattr(cfg, "goal_loss_weight", 0) > 0:
         policy.add_goal_head(cfg.goal_loss_weight)
     mixture, _ = build_mixture(policy, data, cfg)
+    grounding = ground_system2(policy, cfg, log) if getattr(cfg, "grounding_scenes", 0) > 0 else None
+    tune_s2 = not getattr(cfg, "freeze_system2", False)
     tc = TrainConfig(output_dir=str(Path(cfg.output_dir) / "train"), max_steps=cfg.max_steps,
                      batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, warmup_ratio=0.03,
-                     tune_llm=True, tune_visual=True, tune_projector=True, tune_diffusion_model=True,
+                     tune_llm=tune_s2, tune_visual=tune_s2, tune_projector=True, tune_diffusion_model=True,
                      save_every=max(50, cfg.max_steps // 4), log_every=max(1, min(20, cfg.max_steps // 5)),
                      seed=cfg.seed, resume=True, image_shift=cfg.image_shift, color_jitter=cfg.color_jitter,
                      time_budget_minutes=cfg.train_minutes)
@@ -296,6 +298,25 @@ def train_base(cfg, data: dict, callbacks: list | None = None, log=print):
             "final_goal_loss": history[-1].get("goal_loss") if history else None,
             "frames": len(mixture), "parameters": policy.num_parameters()["total"],
             "trainable": trainer.trainable_counts}
+    if grounding is not None:
+        info["grounding"] = grounding
     return trainer.policy.eval(), history, info
+
+
+def ground_system2(policy, cfg, log=print) -> dict:
+    """The grounding pretext (groot_kit.train.grounding) on every embodiment of the recipe: scenes
+    from the embodiment's own seed block (+200_000 train, +950_000 validation, apart from its demos)."""
+    from groot_kit.train.grounding import GroundingConfig, render_grounding_scenes, train_grounding
+
+    t0 = time.perf_counter()
+    train, val = [], []
+    for ei, emb in enumerate(cfg.embodiments):
+        base = _scene_seed(cfg, ei)
+        train.append(render_grounding_scenes(policy, emb, cfg.task, cfg.grounding_scenes, base + 200_000, cfg.num_cubes))
+        val.append(render_grounding_scenes(policy, emb, cfg.task, 300, base + 950_000, cfg.num_cubes))
+    render_s = round(time.perf_counter() - t0, 1)
+    log(f"  grounding scenes rendered in {render_s} s")
+    _, info = train_grounding(policy, train, val, GroundingConfig(minutes=cfg.grounding_minutes, seed=cfg.seed), log)
+    return {**info, "render_seconds": render_s}
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent                 # meaningful in a source checkout (editable install)
 TINY_BASE = "data_samples/checkpoints/tiny_base"
+TINY_LANG_SO100 = "data_samples/checkpoints/tiny_lang_so100"   # so100 only, grounded System 2 (3-cube reach)
 
 
 def resolve_repo_path(path: str | Path) -> Path:

@@ -74,3 +74,18 @@ def test_settings_are_checked():
         PretrainConfig(num_cubes=3, grounding_scenes=100, grounding_minutes=0)
     with pytest.raises(ValueError, match="GroundingConfig"):
         GroundingConfig(minutes=0, max_steps=0)
+
+
+def test_committed_language_checkpoint_and_its_ablation_agree():
+    import json
+    from groot_kit.paths import REPO_ROOT, TINY_LANG_SO100
+    p = GrootPolicy.from_pretrained(REPO_ROOT / TINY_LANG_SO100)
+    assert p.get_processor("so100").embodiment_id == 1 and p.config.vlm.prompt_order == "image_first"
+    r = json.loads((REPO_ROOT / "benchmarks/results/language_ablation_grounding.json").read_text())["results"]["so100"]
+    assert r["seed"] >= 300_000 and r["n_episodes"] == 50                  # reported range
+    for name, cond in r["conditions"].items():
+        conf = r["confusion"][name]
+        assert sum(sum(row.values()) for row in conf.values()) == cond["n"]
+        assert sum(row.get(named, 0) for named, row in conf.items()) == cond["named_cube"]
+    g = json.loads((REPO_ROOT / "benchmarks/results/pretrain_lang_grounding.json").read_text())
+    assert g["config"]["grounding_scenes"] > 0 and g["train"]["trainable"]["tune_llm"] == 0

@@ -235,18 +235,35 @@ def run(cfg: PretrainConfig | None = None, callbacks: list | None = None, log=pr
 
 
 def _checkpoint_readme(cfg: PretrainConfig, info: dict) -> str:
-    return (f"# tiny_base\n\nBase checkpoint of the tiny pretraining recipe (`python scripts/pretrain_tiny.py`, "
-            f"`groot_kit.recipes.pretrain`).\n\n- embodiments: {', '.join(cfg.embodiments)} (one processor each, "
-            f"`policy.get_processor(name)`)\n- task variant: `{cfg.task}` with {cfg.num_cubes} cube(s), "
-            f"{cfg.num_views} camera views, {cfg.image_size} px\n- tiers: synthetic (scripted expert, domain randomised), "
-            f"teleop (simulated operator), video (IDM pseudo-labels, so100)\n"
-            + (f"- recovery demos: {cfg.recovery_episodes} DAgger-style hand-overs per arm (a third for the humanoid) "
-               f"from the warm-start policy\n" if cfg.recovery_episodes else "")
-            + (f"- recovery demos of earlier rounds aggregated from: {', '.join(cfg.aggregate_recovery_from)}\n"
-               if cfg.aggregate_recovery_from else "")
-            + f"- {info['steps']} steps, batch "
-            f"{info['batch_size']}, {info['seconds']} s on a 2-core CPU; final loss {info['final_loss']:.4f}\n\n"
-            f"Results: `benchmarks/results/pretrain_tiny.json`.\n")
+    tiers = ["synthetic (scripted expert, domain randomised)", "teleop (simulated operator)"]
+    if cfg.video_episodes > 0:
+        tiers.append("video (IDM pseudo-labels, so100)")
+    lines = [f"# {Path(cfg.checkpoint_dir).name}", "",
+             f"Checkpoint of the tiny pretraining recipe (`groot_kit.recipes.pretrain`): `{cfg.command}`", "",
+             f"- embodiments: {', '.join(cfg.embodiments)} (one processor each, `policy.get_processor(name)`)",
+             f"- task variant: `{cfg.task}` with {cfg.num_cubes} cube(s), {cfg.num_views} camera views, {cfg.image_size} px"
+             + (f", each scene recorded for up to {cfg.targets_per_scene} target cubes" if cfg.targets_per_scene > 1 else ""),
+             f"- tiers: {', '.join(tiers)}"]
+    if cfg.init_from:
+        lines.append(f"- warm-started from `{cfg.init_from}`")
+    if cfg.recovery_episodes:
+        lines.append(f"- recovery demos: {cfg.recovery_episodes} DAgger-style hand-overs per arm (a third for the "
+                     "humanoid) from the warm-start policy")
+    if cfg.aggregate_recovery_from:
+        lines.append(f"- recovery demos of earlier rounds aggregated from: {', '.join(cfg.aggregate_recovery_from)}")
+    g = info.get("grounding")
+    if g:
+        probe = "; ".join(f"{e}: named cube nearest {r['own_nearest']}/{r['n_queries']}, {r['error_cm']:.1f} cm "
+                          f"(blanked {r['error_blank_cm']:.1f} cm)" for e, r in g["final_probe"].items())
+        lines.append(f"- System 2 grounding pretext first: {sum(g['train_scenes'].values())} rendered scenes, "
+                     f"{g['steps']} steps in {g['seconds']:.0f} s; probe on unseen scenes {probe}")
+    if cfg.freeze_system2:
+        lines.append("- action stage: System 2 frozen, System 1 and the projectors trained")
+    lines.append(f"- {info['steps']} steps, batch {info['batch_size']}, {info['seconds']} s on a 2-core CPU; "
+                 f"final loss {info['final_loss']:.4f}")
+    if cfg.results_file:
+        lines += ["", f"Results: `{cfg.results_file}`."]
+    return "\n".join(lines) + "\n"
 
 
 def clean(cfg: PretrainConfig) -> None:

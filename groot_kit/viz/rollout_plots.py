@@ -228,3 +228,23 @@ def chunk_modes_figure(modes: Mapping[str, Mapping[str, float]],
     fig.update_layout(title=title, barmode="group", yaxis_title="mean action jump (normalised units)", height=340,
                       xaxis_title="execution mode")
     return fig
+
+
+def grounding_curve_figure(curve: Sequence[Mapping[str, Any]], title: str = "System 2 grounding pretext") -> go.Figure:
+    """The pretext's probe rows (groot_kit.train.grounding: ``info["curve"]``): named-cube-nearest
+    rate against step (left axis, chance dashed) and the position error with the instruction and
+    with it blanked (right axis, cm)."""
+    steps = [r["step"] for r in curve]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=steps, y=[100 * r["own_nearest_rate"] for r in curve], name="named cube nearest (%)",
+                             mode="lines+markers"), secondary_y=False)
+    if curve and curve[0].get("chance"):
+        fig.add_hline(y=100 * curve[0]["chance"], line=dict(dash="dash", color="gray"), annotation_text="chance")
+    fig.add_trace(go.Scatter(x=steps, y=[r["error_cm"] for r in curve], name="error, instruction (cm)",
+                             line=dict(dash="dot")), secondary_y=True)
+    fig.add_trace(go.Scatter(x=steps, y=[r["error_blank_cm"] for r in curve], name="error, blanked (cm)",
+                             line=dict(dash="dot")), secondary_y=True)
+    fig.update_layout(title=title, xaxis_title="step", height=360)
+    fig.update_yaxes(title_text="named cube nearest (%)", range=[0, 105], secondary_y=False)
+    fig.update_yaxes(title_text="position error (cm)", rangemode="tozero", secondary_y=True)
+    return fig

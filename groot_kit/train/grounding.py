@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from groot_kit.eval.seeds import wilson_interval
+from groot_kit.model.policy import last_prompt_token
 
 
 @dataclass
@@ -122,7 +123,6 @@ class GroundingHead(nn.Module):
 
     def forward(self, policy, batch: dict) -> torch.Tensor:
         """-> normalised xy [B, 2]"""
-        from groot_kit.model.policy import last_prompt_token
         vl, mask = policy.encode_vl(batch)
         return self.proj(last_prompt_token(vl, mask))
 
@@ -141,17 +141,16 @@ def grounding_probe(policy, head: GroundingHead, scenes: GroundingScenes, batch_
     policy.eval()
     n, K = len(scenes), scenes.num_cubes
     hits, err, err_blank = 0, 0.0, 0.0
-    for k in range(K):
-        for lo in range(0, n, batch_size):
-            idx = torch.arange(lo, min(n, lo + batch_size))
-            cube = torch.full_like(idx, k)
-            target = scenes.cube_xy[idx, k]
-            pred = head.to_metres(head(policy, scenes.batch(idx, cube)))
-            d = ((pred[:, None] - scenes.cube_xy[idx]) ** 2).sum(-1)         # [b, K]
-            hits += int((d.argmin(1) == k).sum())
-            err += float((pred - target).norm(dim=-1).sum())
-            blank = head.to_metres(head(policy, scenes.batch(idx, cube, [""] * len(idx))))
-            err_blank += float((blank - target).norm(dim=-1).sum())
+    for lo in range(0, n, batch_size):
+        idx = torch.arange(lo, min(n, lo + batch_size))
+        xy = scenes.cube_xy[idx]                                              # [b, K, 2]
+        # a blanked prompt is the same for every cube of a scene: one pass, compared with each cube
+        blank = head.to_metres(head(policy, scenes.batch(idx, torch.zeros_like(idx), [""] * len(idx))))
+        err_blank += float((blank[:, None] - xy).norm(dim=-1).sum())
+        for k in range(K):
+            pred = head.to_metres(head(policy, scenes.batch(idx, torch.full_like(idx, k))))
+            hits += int((((pred[:, None] - xy) ** 2).sum(-1).argmin(1) == k).sum())
+            err += float((pred - xy[:, k]).norm(dim=-1).sum())
     policy.train(was)
     m = n * K
     return {"embodiment": scenes.embodiment, "n_scenes": n, "n_queries": m, "chance": 1.0 / K,

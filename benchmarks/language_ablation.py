@@ -2,11 +2,14 @@
 
     python benchmarks/language_ablation.py                            # tiny_base, so100 + panda7, reach, 3 cubes
     python benchmarks/language_ablation.py --embodiments gr1_upper --task pick_place --episodes 50
+    python benchmarks/language_ablation.py --task pick_place --subtask-episodes 20   # + System 2's sub-task text
 
 Same scenes three times (as given / target swapped with its instruction / instruction blanked),
 scene seeds from --seed (reported range 300000+). Writes benchmarks/results/language_ablation.json.
 A checkpoint trained with a goal head also gets the System 2 goal probe (groot_kit.eval.goal_probe):
 does System 2 alone point at the named cube's goal, on --goal-probe-scenes unseen scenes?
+--subtask-episodes N adds System 2's sub-task text accuracy against the scripted expert's labels on N
+unseen expert episodes of the same seed range (groot_kit.eval.subtask_accuracy).
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from groot_kit.eval import goal_probe, language_ablation
+from groot_kit.eval import goal_probe, language_ablation, subtask_accuracy
 from groot_kit.paths import REPO_ROOT, TINY_BASE, resolve_repo_path
 
 
@@ -33,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=300_000)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--goal-probe-scenes", type=int, default=20, help="0: skip the goal probe")
-    p.add_argument("--skip-rollouts", action="store_true", help="only the goal probe")
+    p.add_argument("--subtask-episodes", type=int, default=0, help="expert episodes for the sub-task text accuracy (0: skip)")
+    p.add_argument("--skip-rollouts", action="store_true", help="no language ablation (only the probes asked for)")
     p.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results" / "language_ablation.json"))
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -56,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{emb} goal probe ({g['n_scenes']} scenes x {a.num_cubes} demos): own goal nearest "
                   f"{g['goal_matched']}/{g['n_demos']}; MSE own {g['mse_own']:.4f} other cube "
                   f"{g['mse_other_cube']:.4f} blank {g['mse_blank']:.4f}", flush=True)
+        if a.subtask_episodes > 0:
+            s = r["subtask_accuracy"] = subtask_accuracy(policy, emb, a.task, a.subtask_episodes, seed=a.seed,
+                                                         num_cubes=a.num_cubes)
+            print(f"{emb} sub-task text ({s['n_episodes']} expert episodes, every {s['every']}th frame): "
+                  f"{s['correct']}/{s['n_frames']} = {s['accuracy']:.2f} "
+                  + ", ".join(f"{k} {c}/{n}" for k, (c, n) in s["per_label"].items()), flush=True)
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(out, indent=1, default=float))
     return 0

@@ -151,6 +151,20 @@ def test_language_ablation_reports_three_conditions_and_confusion(so100_policy):
         language_ablation(so100_policy, "so100", num_cubes=1)
 
 
+def test_subtask_accuracy_scores_system2_against_the_expert_labels(so100_policy):
+    from groot_kit.eval import subtask_accuracy
+    from groot_kit.sim.env import SUBTASKS
+    r = subtask_accuracy(so100_policy, "so100", "pick_place", n_episodes=1, seed=100_000, every=16)
+    assert r["n_frames"] >= 6 and set(r["per_label"]) <= set(SUBTASKS) and len(r["per_label"]) >= 4   # the phases
+    assert r["correct"] == sum(c for c, _ in r["per_label"].values()) and r["accuracy"] == r["correct"] / r["n_frames"]
+    assert sum(n for _, n in r["per_label"].values()) == r["n_frames"]
+    for label, row in r["confusion"].items():
+        assert sum(row.values()) == r["per_label"][label][1] and row.get(label, 0) == r["per_label"][label][0]
+    assert r == subtask_accuracy(so100_policy, "so100", "pick_place", n_episodes=1, seed=100_000, every=16)
+    with pytest.raises(ValueError, match="every"):
+        subtask_accuracy(so100_policy, "so100", every=0)
+
+
 @pytest.mark.parametrize("mode", ["replan", "rtc"])
 def test_delayed_chunks_arrive_late_and_rtc_keeps_the_executed_prefix(so100_policy, mode):
     """delay_ticks=3: each chunk after the first is first used >= 3 steps after its observation; with

@@ -33,9 +33,77 @@ def test_scenes_name_each_cube_of_the_scene(policy):
     assert b["pixel_values"].shape == (2, 2, 3, S, S) and float(b["pixel_values"].max()) <= 1.0
 
 
-def test_pick_place_instructions_name_cube_and_bin(policy):
-    sc = render_grounding_scenes(policy, "so100", "pick_place", n_scenes=2, seed=1_200_100, num_cubes=3)
+def test_pick_place_scenes_name_cube_and_bin_and_regress_both(policy):
+    sc = render_grounding_scenes(policy, "so100", "pick_place", n_scenes=3, seed=1_200_100, num_cubes=3)
     assert all("bin" in t and "cube" in t for row in sc.instructions for t in row)
+    assert sc.has_bins and sc.bin_xy.shape == (3, 2, 2) and sc.bin_choice.shape == (3, 3)
+    assert float((sc.bin_xy[:, 0] - sc.bin_xy[:, 1]).norm(dim=-1).min()) > 0.05     # two distinct bins
+    for i in range(3):
+        for k in range(3):
+            pair = sc.pair_instructions[i][k]
+            assert pair[0] != pair[1] and sc.instructions[i][k] == pair[int(sc.bin_choice[i, k])]
+    idx, cube, bin_ = torch.tensor([0, 2]), torch.tensor([1, 0]), torch.tensor([1, 0])
+    assert sc.batch(idx, cube, bin=bin_)["instruction"] == [sc.pair_instructions[0][1][1], sc.pair_instructions[2][0][0]]
+    t = sc.targets(idx, cube, bin_)
+    assert t.shape == (2, 4) and torch.equal(t[:, :2], sc.cube_xy[idx, cube]) and torch.equal(t[:, 2:], sc.bin_xy[idx, bin_])
+    head, info = train_grounding(policy, [sc], [sc], GroundingConfig(minutes=0, max_steps=2, batch_size=4, eval_every=2),
+                                 log=lambda s: None)
+    assert head.proj.out_features == 4
+    probe = info["final_probe"]["so100"]
+    assert probe["n_queries"] == 9 and 0 <= probe["bin_nearest"] <= 9 and probe["bin_chance"] == 0.5
+    assert "bin_nearest_rate" in info["curve"][-1]
+    reach = render_grounding_scenes(policy, "so100", "reach", n_scenes=2, seed=1_200_100, num_cubes=3)
+    assert not reach.has_bins
+    with pytest.raises(ValueError, match="one task"):
+        train_grounding(policy, [sc], [reach], GroundingConfig(minutes=0, max_steps=1), log=lambda s: None)
+
+
+@pytest.fixture(scope="module")
+def pick_place_demos(policy, tmp_path_factory):
+    """Two real so100 pick_place expert demos on disk, read through the policy's processor."""
+    from groot_kit.data import GrootDataset, write_dataset
+    from groot_kit.data.processor import GrootProcessor
+    from groot_kit.data.sim_data import modality_for, sim_episodes
+    from groot_kit.embodiment import load_embodiment
+
+    spec = load_embodiment("so100")
+    eps = list(sim_episodes("so100", "pick_place", 2, policy.config.vlm.vision.image_size, 1_300_000,
+                            only_success=True, num_cubes=3))
+    root = write_dataset(eps, tmp_path_factory.mktemp("pp") / "demos", modality_for(spec), fps=int(spec.control_hz),
+                         robot_type="so100", embodiment="so100", embodiment_id=spec.slot_id)
+    if "so100" not in getattr(policy, "processors", {}):
+        policy.set_processor(GrootProcessor.from_dataset(GrootDataset(root, image_size=policy.config.vlm.vision.image_size)))
+    ds, _ = GrootDataset.for_policy(policy, root, policy.get_processor("so100"))
+    return ds
+
+
+def test_subtask_text_loss_is_the_forward_pass_text_term(policy, pick_place_demos):
+    from groot_kit.data import collate
+    batch = collate([pick_place_demos[i] for i in (0, 40, 80)])
+    assert len(set(batch["subtask"])) > 1
+    old = policy.config.subtask_loss_weight
+    policy.config.subtask_loss_weight = 0.1
+    try:
+        with torch.no_grad():
+            _, info = policy.eval()(batch)
+            alone = policy.subtask_text_loss(batch)
+    finally:
+        policy.config.subtask_loss_weight = old
+    assert float(alone) == pytest.approx(info["subtask_loss"], rel=1e-5)
+
+
+def test_pretext_cotrains_the_subtask_text(policy, pick_place_demos):
+    sc = render_grounding_scenes(policy, "so100", "pick_place", n_scenes=4, seed=1_200_300, num_cubes=3)
+    cfg = GroundingConfig(minutes=0, max_steps=60, batch_size=4, learning_rate=1e-3, eval_every=20,
+                          subtask_weight=1.0, subtask_batch_size=8)
+    _, info = train_grounding(policy, [sc], [sc], cfg, log=lambda s: None, subtask_data=pick_place_demos)
+    text = [r["subtask_loss"] for r in info["curve"][1:]]
+    assert info["subtask_weight"] == 1.0 and len(text) == 3 and text[-1] < text[0]
+    _, off = train_grounding(policy, [sc], [sc], GroundingConfig(minutes=0, max_steps=2, batch_size=4, eval_every=2),
+                             log=lambda s: None)
+    assert off["subtask_weight"] == 0.0 and "subtask_loss" not in off["curve"][-1]
+    with pytest.raises(ValueError, match="subtask_data"):
+        train_grounding(policy, [sc], [sc], GroundingConfig(minutes=0, max_steps=1, subtask_weight=0.5), log=lambda s: None)
 
 
 def test_one_cube_is_refused(policy):
@@ -74,6 +142,10 @@ def test_settings_are_checked():
         PretrainConfig(num_cubes=3, grounding_scenes=100, grounding_minutes=0)
     with pytest.raises(ValueError, match="GroundingConfig"):
         GroundingConfig(minutes=0, max_steps=0)
+    with pytest.raises(ValueError, match="subtask_weight"):
+        GroundingConfig(subtask_weight=-1)
+    with pytest.raises(ValueError, match="grounding_subtask_weight"):
+        PretrainConfig(num_cubes=3, grounding_subtask_weight=0.5)            # a pretext loss without a pretext
 
 
 def test_committed_language_checkpoint_and_its_ablation_agree():

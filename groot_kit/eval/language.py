@@ -19,8 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from .closed_loop import evaluate_closed_loop
+
 from .seeds import wilson_interval
 
 
@@ -133,6 +135,63 @@ def goal_probe(policy, embodiment: str, task: str = "reach", n_scenes: int = 20,
                 hits = int((d.argmin(1) == torch.arange(n) % num_cubes).sum())
                 out.update(goal_matched=hits, goal_matched_rate=hits / n, goal_matched_ci95=wilson_interval(hits, n))
     return out
+
+
+@torch.no_grad()
+def subtask_accuracy(policy, embodiment: str, task: str = "pick_place", n_episodes: int = 20, seed: int = 300_000,
+                     num_cubes: int = 3, every: int = 4, processor=None) -> dict[str, Any]:
+    """Does System 2 name the sub-task? The scripted expert runs `n_episodes` unseen scenes (seed rule of
+    groot_kit.eval.seeds, the evaluation's start pose); every `every`-th frame, System 2 reads what the
+    policy would see and names the sub-task, compared with the label the expert gives that frame.
+    -> {"correct", "n_frames", "accuracy", "ci95", "per_label": {label: [correct, n]},
+        "confusion": {expert label: {predicted: count}}}"""
+    from groot_kit.data.processor import processor_for
+    from groot_kit.sim.env import make_env
+    from groot_kit.sim.expert import make_expert
+    from groot_kit.sim.policy_io import sim_observation
+    from .seeds import scene_seeds
+
+    if every < 1:
+        raise ValueError(f"subtask_accuracy: every={every}; give 1 or more (frames between queries)")
+    proc = processor or processor_for(policy, embodiment)
+    env = make_env(embodiment, task, image_size=policy.config.vlm.vision.image_size, num_cubes=num_cubes)
+    expert = make_expert(env)
+    labels, preds = [], []
+    was = policy.training
+    policy.eval()
+    try:
+        for s in scene_seeds(seed, n_episodes):
+            obs, _ = env.reset(seed=s)
+            expert.reset()
+            batches, ep_labels = [], []
+            for t in range(env.max_steps):
+                action = expert.act(obs)
+                if t % every == 0:
+                    batches.append(proc(sim_observation(env, obs, proc.modality)))
+                    ep_labels.append(expert.subtask)
+                obs, _, term, trunc, _ = env.step(action)
+                if term or trunc:
+                    break
+            for lo in range(0, len(batches), 32):
+                chunk = batches[lo:lo + 32]
+                batch = {k: (torch.cat([b[k] for b in chunk]) if hasattr(chunk[0][k], "shape")
+                             else [x for b in chunk for x in b[k]]) for k in chunk[0]}
+                preds += policy.predict_subtask(batch)
+            labels += ep_labels
+    finally:
+        env.close()
+        policy.train(was)
+    per_label: dict[str, list[int]] = {}
+    conf: dict[str, dict[str, int]] = {}
+    for y, p in zip(labels, preds):
+        row = per_label.setdefault(y, [0, 0])
+        row[0] += int(p == y)
+        row[1] += 1
+        conf.setdefault(y, {})[p] = conf.setdefault(y, {}).get(p, 0) + 1
+    k, n = sum(int(p == y) for y, p in zip(labels, preds)), len(labels)
+    return {"embodiment": embodiment, "task": task, "seed": seed, "n_episodes": n_episodes, "every": every,
+            "correct": k, "n_frames": n, "accuracy": k / max(1, n), "ci95": wilson_interval(k, n),
+            "per_label": per_label, "confusion": conf}
 
 
 def confusion_figure(confusion: dict[str, dict[str, int]], title: str = "Named cube vs cube the robot went for"):

@@ -221,15 +221,28 @@ class GrootPolicy(nn.Module):
             loss = loss + self.config.goal_loss_weight * goal_loss
             info["goal_loss"] = float(goal_loss.detach())
         if cotrain:
-            # position P+j predicts sub-task token j+1 (after the <bos> marker)
-            logits = self.backbone.text_logits(hidden[:, P:-1])
-            target = sub_ids[:, 1:].masked_fill(sub_mask[:, 1:] == 0, -100)
-            text_loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
-                                                          target.reshape(-1), ignore_index=-100)
+            text_loss = self._subtask_text_loss(hidden[:, P:], sub_ids, sub_mask)
             loss = loss + self.config.subtask_loss_weight * text_loss
             info["subtask_loss"] = float(text_loss.detach())
         info["loss"] = float(loss.detach())
         return loss, info
+
+    def _subtask_text_loss(self, hidden_sub: torch.Tensor, sub_ids: torch.Tensor, sub_mask: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the sub-task segment: hidden_sub [B, S+2, D_lm] are the LM states at the
+        segment's positions; position j predicts token j+1 (after the <bos> marker)."""
+        logits = self.backbone.text_logits(hidden_sub[:, :-1])
+        target = sub_ids[:, 1:].masked_fill(sub_mask[:, 1:] == 0, -100)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1),
+                                                 ignore_index=-100)
+
+    def subtask_text_loss(self, batch: dict) -> torch.Tensor:
+        """System 2 alone: the sub-task text loss of `batch` (pixel_values, instruction, subtask [B]),
+        without System 1 (the grounding pretext co-trains it). -> scalar"""
+        ids, mask = self._prompt(batch)
+        sub_ids, sub_mask = self.tokenize_subtasks(list(batch["subtask"]))
+        hidden = self.backbone.lm_hidden(batch["pixel_values"].to(self.device), torch.cat([ids, sub_ids], 1),
+                                         torch.cat([mask, sub_mask], 1))
+        return self._subtask_text_loss(hidden[:, ids.shape[1]:], sub_ids, sub_mask)
 
     def predict_goal(self, vl: torch.Tensor, vl_mask: torch.Tensor) -> torch.Tensor:
         """goal_head on the last real prompt token: vl [B, T, c], vl_mask [B, T] -> [B, Dmax_s]"""

@@ -102,6 +102,9 @@ class PretrainConfig:
                                         # multi-cube first frames per embodiment, each cube named in turn,
                                         # "where is the named cube?" (groot_kit.train.grounding; 0 = off)
     grounding_minutes: float = 15.0     # time budget of the grounding pretext
+    grounding_subtask_weight: float = 0.0  # the pretext also co-trains System 2's sub-task text on demo
+                                        # frames (weight of that loss; 0 = off). With freeze_system2 this
+                                        # is where System 2 learns to name the sub-task
     freeze_system2: bool = False        # action stage trains System 1 and the projectors only (GR00T N1 keeps
                                         # the LM frozen); keeps what the grounding pretext taught System 2
     image_shift: int = 4                # train-time random image shift, px (groot_kit.train.augment)
@@ -147,6 +150,9 @@ class PretrainConfig:
         if self.grounding_scenes < 0 or (self.grounding_scenes > 0 and self.num_cubes < 2):
             raise ValueError(f"PretrainConfig.grounding_scenes={self.grounding_scenes} with num_cubes={self.num_cubes}: "
                              "the grounding pretext names one of several cubes; set num_cubes >= 2 or grounding_scenes=0")
+        if self.grounding_subtask_weight < 0 or (self.grounding_subtask_weight > 0 and self.grounding_scenes == 0):
+            raise ValueError(f"PretrainConfig.grounding_subtask_weight={self.grounding_subtask_weight}: it weighs a loss "
+                             "of the grounding pretext; give a value >= 0 and grounding_scenes > 0")
         if self.grounding_scenes > 0 and self.grounding_minutes <= 0:
             raise ValueError(f"PretrainConfig.grounding_minutes={self.grounding_minutes}: give a positive time budget "
                              "for the grounding pretext (or grounding_scenes=0 to skip it)")
@@ -256,7 +262,9 @@ def _checkpoint_readme(cfg: PretrainConfig, info: dict) -> str:
         probe = "; ".join(f"{e}: named cube nearest {r['own_nearest']}/{r['n_queries']}, {r['error_cm']:.1f} cm "
                           f"(blanked {r['error_blank_cm']:.1f} cm)" for e, r in g["final_probe"].items())
         lines.append(f"- System 2 grounding pretext first: {sum(g['train_scenes'].values())} rendered scenes, "
-                     f"{g['steps']} steps in {g['seconds']:.0f} s; probe on unseen scenes {probe}")
+                     f"{g['steps']} steps in {g['seconds']:.0f} s; probe on unseen scenes {probe}"
+                     + (f"; sub-task text co-trained (weight {cfg.grounding_subtask_weight})"
+                        if cfg.grounding_subtask_weight > 0 else ""))
     if cfg.freeze_system2:
         lines.append("- action stage: System 2 frozen, System 1 and the projectors trained")
     lines.append(f"- {info['steps']} steps, batch {info['batch_size']}, {info['seconds']} s on a 2-core CPU; "

@@ -278,8 +278,11 @@ def train_base(cfg, data: dict, callbacks: list | None = None, log=print):
     if getattr(cfg, "goal_loss_weight", 0) > 0:
         policy.add_goal_head(cfg.goal_loss_weight)
     mixture, _ = build_mixture(policy, data, cfg)
-    grounding = ground_system2(policy, cfg, log) if getattr(cfg, "grounding_scenes", 0) > 0 else None
+    grounding = ground_system2(policy, cfg, log, mixture) if getattr(cfg, "grounding_scenes", 0) > 0 else None
     tune_s2 = not getattr(cfg, "freeze_system2", False)
+    subtask_w = policy.config.subtask_loss_weight
+    if not tune_s2:  # a frozen LM learns nothing from the sub-task loss: skip its tokens in this stage
+        policy.config.subtask_loss_weight = 0.0
     tc = TrainConfig(output_dir=str(Path(cfg.output_dir) / "train"), max_steps=cfg.max_steps,
                      batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, warmup_ratio=0.03,
                      tune_llm=tune_s2, tune_visual=tune_s2, tune_projector=True, tune_diffusion_model=True,
@@ -290,7 +293,10 @@ def train_base(cfg, data: dict, callbacks: list | None = None, log=print):
     if trainer.budget is not None:
         trainer.budget.log = log
     t0 = time.perf_counter()
-    history = trainer.train()
+    try:
+        history = trainer.train()
+    finally:
+        trainer.policy.config.subtask_loss_weight = subtask_w
     secs = time.perf_counter() - t0
     info = {"steps": trainer.step, "seconds": round(secs, 1), "batch_size": cfg.batch_size,
             "learning_rate": cfg.learning_rate, "final_loss": history[-1]["loss"] if history else None,
@@ -303,9 +309,10 @@ def train_base(cfg, data: dict, callbacks: list | None = None, log=print):
     return trainer.policy.eval(), history, info
 
 
-def ground_system2(policy, cfg, log=print) -> dict:
+def ground_system2(policy, cfg, log=print, mixture=None) -> dict:
     """The grounding pretext (groot_kit.train.grounding) on every embodiment of the recipe: scenes
-    from the embodiment's own seed block (+200_000 train, +950_000 validation, apart from its demos)."""
+    from the embodiment's own seed block (+200_000 train, +950_000 validation, apart from its demos).
+    With cfg.grounding_subtask_weight > 0 it also co-trains the sub-task text on `mixture`'s frames."""
     from groot_kit.train.grounding import GroundingConfig, render_grounding_scenes, train_grounding
 
     t0 = time.perf_counter()
@@ -316,7 +323,9 @@ def ground_system2(policy, cfg, log=print) -> dict:
         val.append(render_grounding_scenes(policy, emb, cfg.task, 300, base + 950_000, cfg.num_cubes))
     render_s = round(time.perf_counter() - t0, 1)
     log(f"  grounding scenes rendered in {render_s} s")
-    _, info = train_grounding(policy, train, val, GroundingConfig(minutes=cfg.grounding_minutes, seed=cfg.seed), log)
+    sub_w = getattr(cfg, "grounding_subtask_weight", 0.0)
+    gcfg = GroundingConfig(minutes=cfg.grounding_minutes, seed=cfg.seed, subtask_weight=sub_w)
+    _, info = train_grounding(policy, train, val, gcfg, log, subtask_data=mixture if sub_w > 0 else None)
     return {**info, "render_seconds": render_s}
 
 

@@ -165,6 +165,30 @@ def test_subtask_accuracy_scores_system2_against_the_expert_labels(so100_policy)
         subtask_accuracy(so100_policy, "so100", every=0)
 
 
+def test_typed_instruction_repoints_the_scene_and_the_panel_runs_it(so100_policy):
+    from groot_kit.eval import follow_instruction, scene_instructions
+    from groot_kit.viz.rollout_plots import instruction_outcome_text, instruction_panel
+    opts = scene_instructions("so100", "pick_place", seed=100_010, num_cubes=3)
+    env = make_env("so100", "pick_place", render=False, num_cubes=3)
+    _, info = env.reset(seed=100_010)
+    cols, bins = env.scene["cube_colors"], env.scene["bin_colors"]
+    env.close()
+    assert len(opts) == 6 and len({o["instruction"] for o in opts}) == 6 and opts[0]["instruction"] == info["instruction"]
+    other = opts[-1]
+    typed = f"  Pick up the {cols[other['cube']]} cube and place it in the {bins[other['bin']]} bin. "
+    r = follow_instruction(so100_policy, "so100", "pick_place", 100_010, typed, max_steps=6)
+    assert r["target"] == {"cube_color": cols[other["cube"]], "bin_color": bins[other["bin"]]}
+    assert r["instruction"] == typed.strip().lower() and r["success"] in (True, False) and r["went_for"] in cols
+    assert r["frames"].shape[0] == r["steps"] and r["frames"].dtype == np.uint8
+    vague = follow_instruction(so100_policy, "so100", "pick_place", 100_010, "tidy up the table", max_steps=4)
+    assert vague["target"] is None and vague["success"] is None and "names no cube" in instruction_outcome_text(vague)
+    panel = instruction_panel(so100_policy, "so100", "pick_place", seed=100_010)
+    seed_box, choices, row, _ = panel.children
+    assert list(choices.options) == [o["instruction"] for o in opts] and row.children[0].value == opts[0]["instruction"]
+    seed_box.value = 100_011                                   # a new scene reloads its instructions
+    assert choices.options[0] == scene_instructions("so100", "pick_place", seed=100_011)[0]["instruction"]
+
+
 @pytest.mark.parametrize("mode", ["replan", "rtc"])
 def test_delayed_chunks_arrive_late_and_rtc_keeps_the_executed_prefix(so100_policy, mode):
     """delay_ticks=3: each chunk after the first is first used >= 3 steps after its observation; with

@@ -10,7 +10,7 @@ from groot_kit.sim.policy_io import flat_env_action, sim_observation
 
 from .closed_loop import evaluate_closed_loop, success_table
 from .controller import PolicyController
-from .language import chosen_cube, confusion_figure, goal_probe, language_ablation, subtask_accuracy
+from .language import chosen_cube, confusion_figure, goal_probe, language_ablation, subtask_accuracy, follow_instruction, scene_instructions
 from .open_loop import (
            dim_names,
            evaluate_open_loop,
@@ -21,6 +21,6 @@ from .open_loop import (
 from .seeds import finetune_eval_seed, scene_seeds, wilson_interval
 from .video import annotate_frames, write_video
 
-__all__ = ["language_ablation", "goal_probe", "subtask_accuracy", "chosen_cube", "confusion_figure", "evaluate_closed_loop", "success_table", "PolicyController", "flat_env_action", "sim_observation",
+__all__ = ["language_ablation", "goal_probe", "subtask_accuracy", "follow_instruction", "scene_instructions", "chosen_cube", "confusion_figure", "evaluate_closed_loop", "success_table", "PolicyController", "flat_env_action", "sim_observation",
            "dim_names", "evaluate_open_loop", "open_loop_figure", "per_dim_mse_figure", "strip_arrays",
            "finetune_eval_seed", "scene_seeds", "wilson_interval", "annotate_frames", "write_video"]

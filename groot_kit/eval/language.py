@@ -137,6 +137,61 @@ def goal_probe(policy, embodiment: str, task: str = "reach", n_scenes: int = 20,
     return out
 
 
+def scene_instructions(embodiment: str, task: str = "pick_place", seed: int = 300_000, num_cubes: int = 3) -> list[dict]:
+    """Every valid instruction of scene `seed`: [{"instruction", "cube", "bin"}] (bin None for reach),
+    the scene's own instruction first."""
+    from groot_kit.sim.env import make_env
+    env = make_env(embodiment, task, render=False, num_cubes=num_cubes)
+    try:
+        env.reset(seed=seed)
+        own = (int(env.target["cube"].removeprefix("cube")),
+               int(env.target["bin"].removeprefix("bin")) if task == "pick_place" else None)
+        pairs = [(k, b) for k in range(num_cubes) for b in ((0, 1) if task == "pick_place" else (None,))]
+        pairs.sort(key=lambda kb: kb != own)
+        return [{"instruction": env.set_target(k, b), "cube": k, "bin": b} for k, b in pairs]
+    finally:
+        env.close()
+
+
+def follow_instruction(policy, embodiment: str, task: str, seed: int, instruction: str, num_cubes: int = 3,
+                       max_steps: int | None = None, video_size: int | None = None) -> dict[str, Any]:
+    """One closed-loop episode of scene `seed` with a typed instruction (notebook 05's text box).
+
+    When the text names a cube of the scene (and, for pick_place, a bin) by colour, the scene's target
+    is re-pointed to them first, so "success" is measured against what was typed; otherwise the text
+    is given as-is and success is None (nothing in the scene to check it against).
+    -> {"instruction", "target": {"cube_color", "bin_color"} | None, "success", "went_for" (colour of the
+    cube the robot went for), "steps", "subtasks", "frames" uint8 [T, h, w, 3]}"""
+    text = " ".join(str(instruction).lower().split())
+    words = text.replace(",", " ").replace(".", " ").split()
+    holder: dict[str, Any] = {}
+
+    def repoint(env):
+        env = env.unwrapped if hasattr(env, "unwrapped") else env
+        sc = env.scene
+        # the word before "cube" / "bin" (yellow is both a cube and a bin colour)
+        cube_word = next((words[i - 1] for i, w in enumerate(words) if i and w in ("cube", "block")), None)
+        bin_word = next((words[i - 1] for i, w in enumerate(words) if i and w == "bin"), None)
+        cube = next((k for k, c in enumerate(sc["cube_colors"]) if c == cube_word), None)
+        bin_ = next((b for b, c in enumerate(sc.get("bin_colors", [])) if c == bin_word), None)
+        ok = cube is not None and (task != "pick_place" or bin_ is not None)
+        if ok:
+            env.set_target(cube, bin_)
+            holder["target"] = {"cube_color": sc["cube_colors"][cube],
+                                "bin_color": sc["bin_colors"][bin_] if bin_ is not None else None}
+        else:
+            holder["target"] = None
+
+    r = evaluate_closed_loop(policy, embodiment, task, 1, seed=seed, num_cubes=num_cubes, instruction=text,
+                             on_episode_start=repoint, probe=_probe, keep_frames=True, max_steps=max_steps,
+                             video_size=video_size)
+    row = r["episodes"][0]
+    target = holder.get("target")
+    return {"instruction": text, "target": target, "success": bool(row["success"]) if target else None,
+            "went_for": row["probe"]["chosen_color"], "steps": row["steps"], "subtasks": row["subtasks"],
+            "frames": row.get("frames")}
+
+
 @torch.no_grad()
 def subtask_accuracy(policy, embodiment: str, task: str = "pick_place", n_episodes: int = 20, seed: int = 300_000,
                      num_cubes: int = 3, every: int = 4, processor=None) -> dict[str, Any]:

@@ -248,3 +248,65 @@ def grounding_curve_figure(curve: Sequence[Mapping[str, Any]], title: str = "Sys
     fig.update_yaxes(title_text="named cube nearest (%)", range=[0, 105], secondary_y=False)
     fig.update_yaxes(title_text="position error (cm)", rangemode="tozero", secondary_y=True)
     return fig
+
+
+def instruction_outcome_text(result: Mapping[str, Any]) -> str:
+    """One line on a follow_instruction result: what was asked, which cube moved, success."""
+    t = result.get("target")
+    if t is None:
+        verdict = "the text names no cube (and bin) of this scene by colour, so success is not defined"
+    else:
+        asked = t["cube_color"] + (f" cube -> {t['bin_color']} bin" if t.get("bin_color") else " cube")
+        verdict = f"asked for the {asked}: {'success' if result['success'] else 'failure'}"
+    return f"'{result['instruction']}': went for the {result['went_for']} cube; {verdict} ({result['steps']} steps)"
+
+
+def instruction_panel(policy, embodiment: str = "so100", task: str = "pick_place", seed: int = 300_000,
+                      num_cubes: int = 3, video_size: int = 128):
+    """Type an instruction, watch the policy do it (notebook 05). A scene seed box, the scene's valid
+    instructions to pick from (or type your own), a run button, and the annotated rollout below.
+    -> ipywidgets.VBox (its `.last` attribute holds the latest follow_instruction result)."""
+    import ipywidgets as W
+    from IPython.display import display
+
+    from groot_kit.eval.language import follow_instruction, scene_instructions
+
+    seed_box = W.IntText(value=seed, description="scene seed")
+    choices = W.Dropdown(description="valid", layout=W.Layout(width="560px"))
+    text = W.Text(description="instruction", layout=W.Layout(width="560px"))
+    run = W.Button(description="run", button_style="primary")
+    out = W.Output()
+    box = W.VBox([seed_box, choices, W.HBox([text, run]), out])
+    box.last = None
+
+    def load_scene(_=None):
+        opts = [r["instruction"] for r in scene_instructions(embodiment, task, int(seed_box.value), num_cubes)]
+        choices.options = opts
+        choices.value = opts[0]
+        text.value = opts[0]
+
+    def pick(change):
+        if change.get("new"):
+            text.value = change["new"]
+
+    def go_(_=None):
+        run.disabled = True
+        out.clear_output()
+        with out:
+            print("rolling out ...")
+        try:
+            r = follow_instruction(policy, embodiment, task, int(seed_box.value), text.value, num_cubes,
+                                   video_size=video_size)
+            box.last = r
+            out.clear_output()
+            with out:
+                print(instruction_outcome_text(r))
+                display(frames_animation(r["frames"], fps=15, title=r["instruction"]))
+        finally:
+            run.disabled = False
+
+    seed_box.observe(load_scene, names="value")
+    choices.observe(pick, names="value")
+    run.on_click(go_)
+    load_scene()
+    return box

@@ -161,3 +161,27 @@ def test_committed_language_checkpoint_and_its_ablation_agree():
         assert sum(row.get(named, 0) for named, row in conf.items()) == cond["named_cube"]
     g = json.loads((REPO_ROOT / "benchmarks/results/pretrain_lang_grounding.json").read_text())
     assert g["config"]["grounding_scenes"] > 0 and g["train"]["trainable"]["tune_llm"] == 0
+
+
+def test_committed_pick_place_checkpoint_and_its_measurements_agree():
+    import json
+    from groot_kit.paths import REPO_ROOT, TINY_PICK_SO100
+    p = GrootPolicy.from_pretrained(REPO_ROOT / TINY_PICK_SO100)
+    assert p.get_processor("so100").embodiment_id == 1 and p.config.subtask_loss_weight > 0   # names sub-tasks
+    res = REPO_ROOT / "benchmarks/results"
+    for name in ("language_ablation_pick_place.json", "language_ablation_tuning_pick_place.json"):
+        r = json.loads((res / name).read_text())["results"]["so100"]
+        assert r["task"] == "pick_place" and r["n_episodes"] == 50
+        assert (r["seed"] >= 300_000) == ("tuning" not in name)              # reported vs tuning range
+        for cond_name, cond in r["conditions"].items():
+            conf = r["confusion"][cond_name]
+            assert sum(sum(row.values()) for row in conf.values()) == cond["n"]
+            assert sum(row.get(named, 0) for named, row in conf.items()) == cond["named_cube"]
+            assert cond["successes"] <= cond["n"]
+        s = r["subtask_accuracy"]
+        assert s["correct"] == sum(c for c, _ in s["per_label"].values()) and s["n_frames"] == sum(
+            n for _, n in s["per_label"].values())
+    g = json.loads((res / "pretrain_pick_place_so100.json").read_text())
+    probe = g["train"]["grounding"]["final_probe"]["so100"]
+    assert g["config"]["task"] == "pick_place" and g["config"]["grounding_subtask_weight"] > 0
+    assert probe["bin_nearest"] <= probe["n_queries"] and g["train"]["trainable"]["tune_llm"] == 0

@@ -260,7 +260,9 @@ def _checkpoint_readme(cfg: PretrainConfig, info: dict) -> str:
     g = info.get("grounding")
     if g:
         probe = "; ".join(f"{e}: named cube nearest {r['own_nearest']}/{r['n_queries']}, {r['error_cm']:.1f} cm "
-                          f"(blanked {r['error_blank_cm']:.1f} cm)" for e, r in g["final_probe"].items())
+                          f"(blanked {r['error_blank_cm']:.1f} cm)"
+                          + (f", named bin nearest {r['bin_nearest']}/{r['n_queries']}" if "bin_nearest" in r else "")
+                          for e, r in g["final_probe"].items())
         lines.append(f"- System 2 grounding pretext first: {sum(g['train_scenes'].values())} rendered scenes, "
                      f"{g['steps']} steps in {g['seconds']:.0f} s; probe on unseen scenes {probe}"
                      + (f"; sub-task text co-trained (weight {cfg.grounding_subtask_weight})"

@@ -36,7 +36,7 @@ def test_recipe_end_to_end_tiny_budget(tmp_path):
                                             teleop_episodes=1, video_episodes=2, max_steps=4, batch_size=4,
                                             eval_episodes=1, results_file=str(tmp_path / "r.json"),
                                             checkpoint_dir=str(tmp_path / "ck"), prompt_order="text_first",
-                                            goal_loss_weight=0.5, num_cubes=3, grounding_scenes=6,
+                                            goal_loss_weight=0.5, num_cubes=3, grounding_scenes=6, grounding_subtask_weight=0.5,
                                             grounding_minutes=0.02, freeze_system2=True), log=lambda s: None)
     tiers = {d["tier"] for d in res["data"]["datasets"]}
     assert tiers == {"synthetic", "teleop", "video"}

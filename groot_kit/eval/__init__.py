@@ -10,7 +10,8 @@ from groot_kit.sim.policy_io import flat_env_action, sim_observation
 
 from .closed_loop import evaluate_closed_loop, success_table
 from .controller import PolicyController
-from .language import chosen_cube, confusion_figure, goal_probe, language_ablation, subtask_accuracy, follow_instruction, scene_instructions
+from .language import (chosen_cube, confusion_figure, follow_instruction, goal_probe, language_ablation,
+                       scene_instructions, subtask_accuracy)
 from .open_loop import (
            dim_names,
            evaluate_open_loop,

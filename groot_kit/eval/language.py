@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from .closed_loop import evaluate_closed_loop
-
 from .seeds import wilson_interval
 
 
@@ -164,14 +163,14 @@ def follow_instruction(policy, embodiment: str, task: str, seed: int, instructio
     cube the robot went for), "steps", "subtasks", "frames" uint8 [T, h, w, 3]}"""
     text = " ".join(str(instruction).lower().split())
     words = text.replace(",", " ").replace(".", " ").split()
+    # the word before "cube" / "bin" (yellow is both a cube and a bin colour)
+    cube_word = next((words[i - 1] for i, w in enumerate(words) if i and w in ("cube", "block")), None)
+    bin_word = next((words[i - 1] for i, w in enumerate(words) if i and w == "bin"), None)
     holder: dict[str, Any] = {}
 
     def repoint(env):
         env = env.unwrapped if hasattr(env, "unwrapped") else env
         sc = env.scene
-        # the word before "cube" / "bin" (yellow is both a cube and a bin colour)
-        cube_word = next((words[i - 1] for i, w in enumerate(words) if i and w in ("cube", "block")), None)
-        bin_word = next((words[i - 1] for i, w in enumerate(words) if i and w == "bin"), None)
         cube = next((k for k, c in enumerate(sc["cube_colors"]) if c == cube_word), None)
         bin_ = next((b for b, c in enumerate(sc.get("bin_colors", [])) if c == bin_word), None)
         ok = cube is not None and (task != "pick_place" or bin_ is not None)
@@ -236,14 +235,11 @@ def subtask_accuracy(policy, embodiment: str, task: str = "pick_place", n_episod
     finally:
         env.close()
         policy.train(was)
-    per_label: dict[str, list[int]] = {}
     conf: dict[str, dict[str, int]] = {}
     for y, p in zip(labels, preds):
-        row = per_label.setdefault(y, [0, 0])
-        row[0] += int(p == y)
-        row[1] += 1
         conf.setdefault(y, {})[p] = conf.setdefault(y, {}).get(p, 0) + 1
-    k, n = sum(int(p == y) for y, p in zip(labels, preds)), len(labels)
+    per_label = {y: [row.get(y, 0), sum(row.values())] for y, row in conf.items()}
+    k, n = sum(c for c, _ in per_label.values()), len(labels)
     return {"embodiment": embodiment, "task": task, "seed": seed, "n_episodes": n_episodes, "every": every,
             "correct": k, "n_frames": n, "accuracy": k / max(1, n), "ci95": wilson_interval(k, n),
             "per_label": per_label, "confusion": conf}

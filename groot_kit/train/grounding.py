@@ -130,16 +130,15 @@ def render_grounding_scenes(policy, embodiment: str, task: str, n_scenes: int, s
                 masks.append(b["view_mask"][0])
             xy.append(np.asarray(env.scene["cube_xy"], np.float32))
             rng = np.random.default_rng(s)
-            row, crow = [], []
-            for k in range(num_cubes):
-                bin_ = int(rng.integers(2)) if task == "pick_place" else None
-                row.append(env.set_target(k, bin_))
-                crow.append(bin_)
-            texts.append(row)
-            if task == "pick_place":
-                bins.append(np.asarray(env.scene["bin_slots"], np.float32)[:, :2])
+            if task == "pick_place":  # every cube/bin pair; the probe names each cube with one random bin
+                pair = [[env.set_target(k, b) for b in (0, 1)] for k in range(num_cubes)]
+                crow = [int(rng.integers(2)) for _ in range(num_cubes)]
+                texts.append([pair[k][b] for k, b in enumerate(crow)])
+                pairs.append(pair)
                 choice.append(crow)
-                pairs.append([[env.set_target(k, b) for b in (0, 1)] for k in range(num_cubes)])
+                bins.append(np.asarray(env.scene["bin_slots"], np.float32)[:, :2])
+            else:
+                texts.append([env.set_target(k) for k in range(num_cubes)])
     finally:
         env.close()
     extra = {}

@@ -278,6 +278,9 @@ def train_base(cfg, data: dict, callbacks: list | None = None, log=print):
     if getattr(cfg, "goal_loss_weight", 0) > 0:
         policy.add_goal_head(cfg.goal_loss_weight)
     mixture, _ = build_mixture(policy, data, cfg)
+    if getattr(cfg, "grounding_subtask_weight", 0) > 0:
+        from groot_kit.train.trainer import CachedDataset
+        mixture = CachedDataset(mixture)  # decoded once: the pretext's text batches, then the action stage
     grounding = ground_system2(policy, cfg, log, mixture) if getattr(cfg, "grounding_scenes", 0) > 0 else None
     tune_s2 = not getattr(cfg, "freeze_system2", False)
     subtask_w = policy.config.subtask_loss_weight

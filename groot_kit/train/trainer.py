@@ -234,7 +234,8 @@ class Trainer:
         self.accelerator = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available(),
                                        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)])
         self.policy = policy
-        self.dataset = CachedDataset(dataset) if cfg.cache_samples else dataset
+        # a dataset already cached (the grounding pretext read it first) keeps its cache
+        self.dataset = CachedDataset(dataset) if cfg.cache_samples and not isinstance(dataset, CachedDataset) else dataset
         self.callbacks = list(callbacks or [])
         self.budget = TimeBudget(cfg, cfg.time_budget_minutes) if cfg.time_budget_minutes > 0 else None
         self.output_dir = Path(cfg.output_dir)

@@ -55,6 +55,18 @@ def test_recipe_end_to_end_tiny_budget(tmp_path):
     assert res["train"]["trainable"]["tune_llm"] == 0 and res["train"]["trainable"]["tune_visual"] == 0
     assert res["train"]["trainable"]["tune_diffusion_model"] > 0 and saved["train"]["grounding"]["steps"] >= 1
 
+    # a chained stage in the same output_dir reuses the datasets and trains in its own folder
+    # (the first stage's final trainer checkpoint there would otherwise be refused as another run's)
+    logs: list[str] = []
+    res2 = pretrain_tiny(PretrainConfig.fast(output_dir=str(tmp_path / "pt"), embodiments=("so100",), expert_episodes=3,
+                                             teleop_episodes=1, video_episodes=2, max_steps=3, batch_size=4,
+                                             learning_rate=5e-5, eval_episodes=0, num_cubes=3, freeze_system2=True,
+                                             init_from=str(tmp_path / "ck"), checkpoint_dir=str(tmp_path / "ck2")),
+                         log=logs.append)
+    assert any("reusing its datasets" in s for s in logs) and res2["train"]["steps"] == 3
+    assert sorted(p.name for p in (tmp_path / "pt" / "train").iterdir()) == ["ck", "ck2"]
+    assert GrootPolicy.from_pretrained(tmp_path / "ck2").config.vlm.prompt_order == "text_first"
+
 
 @pytest.mark.skipif(not (REPO / "benchmarks/results/pretrain_tiny.json").exists(), reason="recipe not run yet")
 def test_committed_results_are_consistent():

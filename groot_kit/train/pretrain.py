@@ -124,6 +124,16 @@ def generate_pretrain_data(cfg, log: Callable[[str], None] = print) -> dict[str,
     return {"datasets": rows, "seconds": round(time.perf_counter() - t0, 1), "key": key, "reused": reused}
 
 
+def stage_train_dir(cfg) -> Path:
+    """Where a recipe stage keeps its training checkpoints: ``output_dir/train/<checkpoint name>``.
+
+    Chained stages share an ``output_dir`` (a later stage reuses the earlier one's datasets), so
+    each stage trains in its own folder: re-running a command resumes its own run, and the next
+    stage does not find the previous stage's checkpoints (which the Trainer would refuse to resume)."""
+    name = Path(cfg.checkpoint_dir).name if getattr(cfg, "checkpoint_dir", None) else "base"
+    return Path(cfg.output_dir) / "train" / name
+
+
 def generate_recovery_data(cfg, log: Callable[[str], None] = print) -> list[dict]:
     """DAgger-style hand-over demos (``groot_kit.train.recovery``) from the ``init_from`` policy, one
     dataset per embodiment under ``output_dir/data``. Reused when the policy's weights and the
@@ -286,7 +296,7 @@ def train_base(cfg, data: dict, callbacks: list | None = None, log=print):
     subtask_w = policy.config.subtask_loss_weight
     if not tune_s2:  # a frozen LM learns nothing from the sub-task loss: skip its tokens in this stage
         policy.config.subtask_loss_weight = 0.0
-    tc = TrainConfig(output_dir=str(Path(cfg.output_dir) / "train"), max_steps=cfg.max_steps,
+    tc = TrainConfig(output_dir=str(stage_train_dir(cfg)), max_steps=cfg.max_steps,
                      batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, warmup_ratio=0.03,
                      tune_llm=tune_s2, tune_visual=tune_s2, tune_projector=True, tune_diffusion_model=True,
                      save_every=max(50, cfg.max_steps // 4), log_every=max(1, min(20, cfg.max_steps // 5)),

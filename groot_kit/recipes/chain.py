@@ -1,0 +1,174 @@
+"""Warm-start chains: a committed checkpoint that took several recipe runs, rebuilt by one command.
+
+A shipped checkpoint such as ``tiny_pick_so100_dagger`` is not one run of the pretraining recipe:
+it is a grounding stage on top of the committed ``tiny_base``, then a pick_place stage, then
+DAgger rounds, each warm-started from the one before. A chain lists those stages as data (the
+recipe flags each stage ran with) and runs them in order, every stage starting from the checkpoint
+the previous stage wrote, so a fresh clone needs no folder that only existed on one machine:
+
+    python scripts/pretrain_tiny.py --chain pick_place_so100 --threads 2     # about 4.5 h on 2 cores
+    python scripts/pretrain_tiny.py --chain pick_place_so100 --dry-run       # the stages' commands
+
+A stage whose results file already records the same configuration is skipped, so an interrupted
+chain picks up where it stopped (and a stage cut off mid-training resumes its own trainer
+checkpoint). By default everything goes under ``outputs/chains/<chain>/`` and the committed
+checkpoints are left alone; ``--in-place`` writes the committed folders and results files instead.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+# Flags a chain sets itself (paths); a stage's recorded flags must not contain them.
+_PATH_FIELDS = ("output_dir", "checkpoint_dir", "results_file", "init_from", "command")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str        # the checkpoint it produced: data_samples/checkpoints/<name>
+    init_from: str   # a committed checkpoint (the chain's root) or "@<earlier stage's name>"
+    workdir: str     # datasets + training runs, under outputs/; stages naming the same workdir share datasets
+    flags: str       # the recipe flags it ran with, paths left out (the chain sets them)
+    results: str     # its committed results file
+
+    @property
+    def checkpoint(self) -> str:
+        return f"data_samples/checkpoints/{self.name}"
+
+
+_PICK_DATA = ("--embodiments so100 --task pick_place --num-cubes 3 --targets-per-scene 2 --expert-episodes 600 "
+              "--teleop-episodes 100 --video-episodes 0 --eval-episodes 0 --heldout-episodes 2 --video-dir none")
+
+CHAINS: dict[str, tuple[Stage, ...]] = {
+    # so100 pick_place with 3 cubes and 2 bins, language-conditioned (issue 14); root: the committed base
+    "pick_place_so100": (
+        Stage("tiny_lang_so100", "data_samples/checkpoints/tiny_base", "lang_ground",
+              "--embodiments so100 --task reach --num-cubes 3 --targets-per-scene 3 --expert-episodes 400 "
+              "--teleop-episodes 100 --video-episodes 0 --grounding-scenes 20000 --grounding-minutes 20 "
+              "--freeze-system2 --train-minutes 30 --learning-rate 3e-4 --eval-episodes 0 --heldout-episodes 2 "
+              "--video-dir none", "benchmarks/results/pretrain_lang_grounding.json"),
+        Stage("tiny_pick_so100", "@tiny_lang_so100", "pp_so100",
+              f"{_PICK_DATA} --grounding-scenes 20000 --grounding-minutes 15 --grounding-subtask-weight 0.5 "
+              "--freeze-system2 --train-minutes 55 --learning-rate 3e-4",
+              "benchmarks/results/pretrain_pick_place_so100.json"),
+        Stage("tiny_pick_so100_dagger", "@tiny_pick_so100", "pp_so100",
+              f"{_PICK_DATA} --recovery-episodes 200 --freeze-system2 --train-minutes 60 --learning-rate 2e-4",
+              "benchmarks/results/pretrain_pick_place_so100_dagger.json"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    stage: Stage
+    config: object           # the PretrainConfig this stage runs with
+    done: bool               # its results file already records this configuration
+
+
+def _config_key(cfg) -> dict:
+    """What decides whether a stage's recorded run is this stage: every field but the paths."""
+    d = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    return {k: v for k, v in d.items() if k not in _PATH_FIELDS}
+
+
+def stage_paths(chain: str, stage: Stage, in_place: bool) -> dict[str, str]:
+    """Where a stage writes: the committed folders (``in_place``) or ``outputs/chains/<chain>/``."""
+    if in_place:
+        return {"checkpoint_dir": stage.checkpoint, "results_file": stage.results,
+                "output_dir": f"outputs/{stage.workdir}"}
+    root = f"outputs/chains/{chain}"
+    return {"checkpoint_dir": f"{root}/checkpoints/{stage.name}", "results_file": f"{root}/results/{stage.name}.json",
+            "output_dir": f"{root}/{stage.workdir}"}
+
+
+def plan(chain: str, in_place: bool = False, stages: tuple[Stage, ...] | None = None) -> list[StagePlan]:
+    """The chain's stages with the configuration each runs with, and which are already done.
+    ``stages`` overrides the registered chain (tests run a minutes-scale chain through the same code)."""
+    from groot_kit.recipes.pretrain import config_from_argv
+
+    if stages is None:
+        if chain not in CHAINS:
+            raise ValueError(f"--chain {chain!r} is not a known chain. Fix: one of {sorted(CHAINS)}")
+        stages = CHAINS[chain]
+    out: list[StagePlan] = []
+    written: dict[str, str] = {}
+    upstream_done = True     # a stage after a re-run one runs again (its warm start changed)
+    for st in stages:
+        argv = shlex.split(st.flags)
+        clash = [a for a in argv if a.lstrip("-").replace("-", "_") in _PATH_FIELDS]
+        if clash:
+            raise ValueError(f"chain {chain!r}, stage {st.name!r}: its flags give {clash}, which the chain sets "
+                             "itself. Fix: drop them from Stage.flags")
+        if st.init_from.startswith("@"):
+            prev = st.init_from[1:]
+            if prev not in written:
+                raise ValueError(f"chain {chain!r}, stage {st.name!r}: init_from {st.init_from!r} names no earlier "
+                                 f"stage (earlier: {list(written)}). Fix: order the stages or name a committed checkpoint")
+            init = written[prev]
+        else:
+            init = st.init_from
+        paths = stage_paths(chain, st, in_place)
+        full = argv + ["--init-from", init] + [x for k, v in paths.items() for x in ("--" + k.replace("_", "-"), v)]
+        cfg = config_from_argv(full)
+        cfg = dataclasses.replace(cfg, command="python scripts/pretrain_tiny.py " + shlex.join(full))
+        written[st.name] = paths["checkpoint_dir"]
+        upstream_done = upstream_done and _is_done(cfg)
+        out.append(StagePlan(st, cfg, upstream_done))
+    return out
+
+
+def _is_done(cfg) -> bool:
+    res = Path(cfg.results_file)
+    if not (res.is_file() and (Path(cfg.checkpoint_dir) / "model.safetensors").is_file()):
+        return False
+    try:
+        recorded = json.loads(res.read_text())["config"]
+    except (ValueError, KeyError):
+        return False
+    return recorded_key(recorded) == _config_key(cfg)
+
+
+def recorded_key(recorded: dict) -> dict:
+    """A results file's ``config`` compared like :func:`_config_key`. A field the recipe gained after
+    the run (absent there) counts as its default: new fields default to the old behaviour."""
+    from groot_kit.recipes.pretrain import PretrainConfig
+    return {**_config_key(PretrainConfig()), **{k: v for k, v in recorded.items() if k not in _PATH_FIELDS}}
+
+
+def run_chain(chain: str, in_place: bool = False, dry_run: bool = False, stages: tuple[Stage, ...] | None = None,
+              log: Callable[[str], None] = print) -> list[dict]:
+    """Run the chain's stages in order, skipping those already done. -> one row per stage."""
+    from groot_kit.recipes.pretrain import run
+
+    import shutil
+
+    from groot_kit.train.pretrain import stage_train_dir
+
+    rows = []
+    steps = plan(chain, in_place, stages)
+    upstream_ran = False
+    for i, p in enumerate(steps, 1):
+        head = f"[chain {chain} {i}/{len(steps)}] {p.stage.name}"
+        if p.done:
+            log(f"{head}: done already ({p.config.results_file} records this configuration), skipped")
+            rows.append({"stage": p.stage.name, "ran": False, "checkpoint": p.config.checkpoint_dir})
+            continue
+        log(f"{head}: {p.config.command}")
+        if dry_run:
+            rows.append({"stage": p.stage.name, "ran": False, "checkpoint": p.config.checkpoint_dir})
+            continue
+        train_dir = stage_train_dir(p.config)
+        if train_dir.exists() and (upstream_ran or Path(p.config.results_file).exists()):
+            # a finished run of other settings, or one warm-started from a stage that just changed:
+            # its trainer checkpoints are not this stage's to resume
+            log(f"{head}: its warm start or settings changed since {train_dir} was written; starting it over")
+            shutil.rmtree(train_dir)
+        res = run(p.config, log=log)
+        upstream_ran = True
+        rows.append({"stage": p.stage.name, "ran": True, "checkpoint": p.config.checkpoint_dir,
+                     "seconds": res["total_seconds"]})
+    return rows

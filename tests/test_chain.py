@@ -1,0 +1,60 @@
+"""Warm-start chains: the committed stages are what the chain runs, and a chain runs, skips and resumes."""
+import json
+from pathlib import Path
+
+import pytest
+
+from groot_kit.recipes.chain import CHAINS, Stage, _config_key, plan, recorded_key, run_chain
+from groot_kit.recipes.pretrain import main as pretrain_main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("chain", sorted(CHAINS))
+def test_committed_stages_are_the_chain(chain, monkeypatch):
+    """Every committed checkpoint of a chain was trained with the configuration the chain gives its
+    stage, warm-started from the checkpoint of the stage before (or the committed root)."""
+    monkeypatch.chdir(REPO)
+    steps = plan(chain, in_place=True)
+    prev = None
+    for p in steps:
+        rec = json.loads((REPO / p.stage.results).read_text())["config"]
+        assert recorded_key(rec) == _config_key(p.config), p.stage.name
+        expected_init = prev or p.stage.init_from
+        assert rec["init_from"] == expected_init, (p.stage.name, rec["init_from"])
+        assert (REPO / p.stage.checkpoint / "model.safetensors").is_file()
+        prev = p.stage.checkpoint
+    assert all(p.done for p in steps)               # so --in-place on this checkout runs nothing
+
+
+def test_chain_rejects_bad_stages():
+    with pytest.raises(ValueError, match="names no earlier stage"):
+        plan("t", stages=(Stage("b", "@a", "w", "--embodiments so100", "r.json"),))
+    with pytest.raises(ValueError, match="which the chain sets"):
+        plan("t", stages=(Stage("a", "x", "w", "--embodiments so100 --output-dir elsewhere", "r.json"),))
+    with pytest.raises(SystemExit):            # argparse error naming the flag to drop
+        pretrain_main(["--chain", "pick_place_so100", "--train-minutes", "3"])
+
+
+_TINY = ("--embodiments so100 --expert-episodes 3 --teleop-episodes 1 --video-episodes 0 --heldout-episodes 1 "
+         "--max-steps 3 --train-minutes 0 --batch-size 4 --eval-episodes 0 --video-dir none")
+
+
+@pytest.mark.slow
+def test_chain_runs_stages_in_order_then_skips_and_reruns_what_changed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)            # the chain writes under ./outputs/chains/<chain>/
+    root = str(REPO / "data_samples/checkpoints/tiny_base")
+    stages = (Stage("a", root, "w", _TINY + " --learning-rate 1e-4", "unused.json"),
+              Stage("b", "@a", "w", _TINY + " --learning-rate 5e-5", "unused.json"))
+    logs: list[str] = []
+    rows = run_chain("t", stages=stages, log=logs.append)
+    assert [r["ran"] for r in rows] == [True, True]
+    res_b = json.loads(Path("outputs/chains/t/results/b.json").read_text())
+    assert res_b["config"]["init_from"] == "outputs/chains/t/checkpoints/a"      # b starts from a
+    assert res_b["train"]["steps"] == 3 and any("reusing its datasets" in s for s in logs)
+    assert (tmp_path / "outputs/chains/t/checkpoints/b/model.safetensors").is_file()
+
+    assert [r["ran"] for r in run_chain("t", stages=stages, log=logs.append)] == [False, False]
+    changed = (stages[0], Stage("b", "@a", "w", _TINY + " --learning-rate 2e-5", "unused.json"))
+    assert [r["ran"] for r in run_chain("t", stages=changed, log=logs.append)] == [False, True]
+    assert json.loads(Path("outputs/chains/t/results/b.json").read_text())["config"]["learning_rate"] == 2e-5

@@ -163,13 +163,17 @@ def test_committed_language_checkpoint_and_its_ablation_agree():
     assert g["config"]["grounding_scenes"] > 0 and g["train"]["trainable"]["tune_llm"] == 0
 
 
-def test_committed_pick_place_checkpoint_and_its_measurements_agree():
+@pytest.mark.parametrize("checkpoint,ablation,pretrain", [
+    ("TINY_PICK_SO100", "pick_place", "pretrain_pick_place_so100.json"),
+    ("TINY_PICK_SO100_DAGGER", "pick_place_dagger", "pretrain_pick_place_so100_dagger.json")])
+def test_committed_pick_place_checkpoint_and_its_measurements_agree(checkpoint, ablation, pretrain):
     import json
-    from groot_kit.paths import REPO_ROOT, TINY_PICK_SO100
-    p = GrootPolicy.from_pretrained(REPO_ROOT / TINY_PICK_SO100)
+
+    from groot_kit import paths
+    p = GrootPolicy.from_pretrained(paths.REPO_ROOT / getattr(paths, checkpoint))
     assert p.get_processor("so100").embodiment_id == 1 and p.config.subtask_loss_weight > 0   # names sub-tasks
-    res = REPO_ROOT / "benchmarks/results"
-    for name in ("language_ablation_pick_place.json", "language_ablation_tuning_pick_place.json"):
+    res = paths.REPO_ROOT / "benchmarks/results"
+    for name in (f"language_ablation_{ablation}.json", f"language_ablation_tuning_{ablation}.json"):
         r = json.loads((res / name).read_text())["results"]["so100"]
         assert r["task"] == "pick_place" and r["n_episodes"] == 50
         assert (r["seed"] >= 300_000) == ("tuning" not in name)              # reported vs tuning range
@@ -181,7 +185,12 @@ def test_committed_pick_place_checkpoint_and_its_measurements_agree():
         s = r["subtask_accuracy"]
         assert s["correct"] == sum(c for c, _ in s["per_label"].values()) and s["n_frames"] == sum(
             n for _, n in s["per_label"].values())
-    g = json.loads((res / "pretrain_pick_place_so100.json").read_text())
-    probe = g["train"]["grounding"]["final_probe"]["so100"]
-    assert g["config"]["task"] == "pick_place" and g["config"]["grounding_subtask_weight"] > 0
-    assert probe["bin_nearest"] <= probe["n_queries"] and g["train"]["trainable"]["tune_llm"] == 0
+    g = json.loads((res / pretrain).read_text())
+    assert g["config"]["task"] == "pick_place" and g["train"]["trainable"]["tune_llm"] == 0
+    if g["config"]["grounding_scenes"]:                  # the first stage: System 2's pretext
+        probe = g["train"]["grounding"]["final_probe"]["so100"]
+        assert g["config"]["grounding_subtask_weight"] > 0 and probe["bin_nearest"] <= probe["n_queries"]
+    else:                                                # a DAgger round: hand-over demos from the stage before
+        rec = [d for d in g["data"]["datasets"] if d.get("source") == "policy_handover"]
+        assert rec and rec[0]["episodes"] == g["config"]["recovery_episodes"]
+        assert rec[0]["handover"]["kept"] == rec[0]["episodes"] <= rec[0]["handover"]["tried"]

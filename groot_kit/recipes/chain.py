@@ -6,7 +6,7 @@ DAgger rounds, each warm-started from the one before. A chain lists those stages
 recipe flags each stage ran with) and runs them in order, every stage starting from the checkpoint
 the previous stage wrote, so a fresh clone needs no folder that only existed on one machine:
 
-    python scripts/pretrain_tiny.py --chain pick_place_so100 --threads 2     # about 4.5 h on 2 cores
+    python scripts/pretrain_tiny.py --chain pick_place_so100 --threads 2     # about 3.4 h on 2 cores
     python scripts/pretrain_tiny.py --chain pick_place_so100 --dry-run       # the stages' commands
 
 A stage whose results file already records the same configuration is skipped, so an interrupted

@@ -11,6 +11,7 @@ TINY_BASE = "data_samples/checkpoints/tiny_base"
 TINY_LANG_SO100 = "data_samples/checkpoints/tiny_lang_so100"   # so100 only, grounded System 2 (3-cube reach)
 TINY_PICK_SO100 = "data_samples/checkpoints/tiny_pick_so100"   # so100 only, pick_place with 3 cubes / 2 bins (first stage)
 TINY_PICK_SO100_DAGGER = "data_samples/checkpoints/tiny_pick_so100_dagger"   # + a DAgger round (recovery demos)
+TINY_PICK_SO100_DAGGER2 = "data_samples/checkpoints/tiny_pick_so100_dagger2"  # + a second round: the shipped pick_place model
 
 
 def resolve_repo_path(path: str | Path) -> Path:

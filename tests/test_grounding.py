@@ -165,7 +165,8 @@ def test_committed_language_checkpoint_and_its_ablation_agree():
 
 @pytest.mark.parametrize("checkpoint,ablation,pretrain", [
     ("TINY_PICK_SO100", "pick_place", "pretrain_pick_place_so100.json"),
-    ("TINY_PICK_SO100_DAGGER", "pick_place_dagger", "pretrain_pick_place_so100_dagger.json")])
+    ("TINY_PICK_SO100_DAGGER", "pick_place_dagger", "pretrain_pick_place_so100_dagger.json"),
+    ("TINY_PICK_SO100_DAGGER2", "pick_place_dagger2", "pretrain_pick_place_so100_dagger2.json")])
 def test_committed_pick_place_checkpoint_and_its_measurements_agree(checkpoint, ablation, pretrain):
     import json
 

@@ -2,7 +2,7 @@
 
 A shipped checkpoint such as ``tiny_pick_so100_dagger`` is not one run of the pretraining recipe:
 it is a grounding stage on top of the committed ``tiny_base``, then a pick_place stage, then
-DAgger rounds, each warm-started from the one before. A chain lists those stages as data (the
+two DAgger rounds, each warm-started from the one before. A chain lists those stages as data (the
 recipe flags each stage ran with) and runs them in order, every stage starting from the checkpoint
 the previous stage wrote, so a fresh clone needs no folder that only existed on one machine:
 
@@ -58,6 +58,9 @@ CHAINS: dict[str, tuple[Stage, ...]] = {
         Stage("tiny_pick_so100_dagger", "@tiny_pick_so100", "pp_so100",
               f"{_PICK_DATA} --recovery-episodes 200 --freeze-system2 --train-minutes 60 --learning-rate 2e-4",
               "benchmarks/results/pretrain_pick_place_so100_dagger.json"),
+        Stage("tiny_pick_so100_dagger2", "@tiny_pick_so100_dagger", "pp_so100",
+              f"{_PICK_DATA} --recovery-episodes 250 --freeze-system2 --train-minutes 45 --learning-rate 2e-4",
+              "benchmarks/results/pretrain_pick_place_so100_dagger2.json"),
     ),
 }
 

@@ -1,12 +1,12 @@
 """Warm-start chains: a committed checkpoint that took several recipe runs, rebuilt by one command.
 
-A shipped checkpoint such as ``tiny_pick_so100_dagger`` is not one run of the pretraining recipe:
+A shipped checkpoint such as ``tiny_pick_so100_dagger2`` is not one run of the pretraining recipe:
 it is a grounding stage on top of the committed ``tiny_base``, then a pick_place stage, then
 two DAgger rounds, each warm-started from the one before. A chain lists those stages as data (the
 recipe flags each stage ran with) and runs them in order, every stage starting from the checkpoint
 the previous stage wrote, so a fresh clone needs no folder that only existed on one machine:
 
-    python scripts/pretrain_tiny.py --chain pick_place_so100 --threads 2     # about 3.4 h on 2 cores
+    python scripts/pretrain_tiny.py --chain pick_place_so100 --threads 2     # about 4.3 h on 2 cores
     python scripts/pretrain_tiny.py --chain pick_place_so100 --dry-run       # the stages' commands
 
 A stage whose results file already records the same configuration is skipped, so an interrupted

@@ -9,9 +9,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent                 # meaningful in a source checkout (editable install)
 TINY_BASE = "data_samples/checkpoints/tiny_base"
 TINY_LANG_SO100 = "data_samples/checkpoints/tiny_lang_so100"   # so100 only, grounded System 2 (3-cube reach)
-TINY_PICK_SO100 = "data_samples/checkpoints/tiny_pick_so100"   # so100 only, pick_place with 3 cubes / 2 bins (first stage)
-TINY_PICK_SO100_DAGGER = "data_samples/checkpoints/tiny_pick_so100_dagger"   # + a DAgger round (recovery demos)
-TINY_PICK_SO100_DAGGER2 = "data_samples/checkpoints/tiny_pick_so100_dagger2"  # + a second round: the shipped pick_place model
+TINY_PICK_SO100_DAGGER2 = "data_samples/checkpoints/tiny_pick_so100_dagger2"  # so100 only, pick_place with 3 cubes /
+                                # 2 bins: the last stage of the pick_place_so100 chain (groot_kit.recipes.chain)
 
 
 def resolve_repo_path(path: str | Path) -> Path:

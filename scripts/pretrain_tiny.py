@@ -11,7 +11,7 @@ groot_kit.recipes.pretrain.
 """
 import sys
 
-from groot_kit.recipes.pretrain import main
+from groot_kit.recipes.chain import main   # --chain NAME, else one run of groot_kit.recipes.pretrain
 
 if __name__ == "__main__":
     sys.exit(main())

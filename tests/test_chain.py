@@ -1,19 +1,20 @@
 """Warm-start chains: the committed stages are what the chain runs, and a chain runs, skips and resumes."""
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from groot_kit.recipes.chain import CHAINS, Stage, _config_key, plan, recorded_key, run_chain
-from groot_kit.recipes.pretrain import main as pretrain_main
+from groot_kit.recipes.chain import CHAINS, Stage, _config_key, main, plan, recorded_key, run_chain
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("chain", sorted(CHAINS))
 def test_committed_stages_are_the_chain(chain, monkeypatch):
-    """Every committed checkpoint of a chain was trained with the configuration the chain gives its
-    stage, warm-started from the checkpoint of the stage before (or the committed root)."""
+    """Every committed stage of a chain (its results file) was run with the configuration the chain
+    gives it, warm-started from the stage before (or the committed root); the last stage's checkpoint
+    is shipped, the earlier ones are rebuilt by the chain when needed."""
     monkeypatch.chdir(REPO)
     steps = plan(chain, in_place=True)
     prev = None
@@ -22,8 +23,8 @@ def test_committed_stages_are_the_chain(chain, monkeypatch):
         assert recorded_key(rec) == _config_key(p.config), p.stage.name
         expected_init = prev or p.stage.init_from
         assert rec["init_from"] == expected_init, (p.stage.name, rec["init_from"])
-        assert (REPO / p.stage.checkpoint / "model.safetensors").is_file()
         prev = p.stage.checkpoint
+    assert (REPO / steps[-1].stage.checkpoint / "model.safetensors").is_file()
     assert all(p.done for p in steps)               # so --in-place on this checkout runs nothing
 
 
@@ -33,7 +34,7 @@ def test_chain_rejects_bad_stages():
     with pytest.raises(ValueError, match="which the chain sets"):
         plan("t", stages=(Stage("a", "x", "w", "--embodiments so100 --output-dir elsewhere", "r.json"),))
     with pytest.raises(SystemExit):            # argparse error naming the flag to drop
-        pretrain_main(["--chain", "pick_place_so100", "--train-minutes", "3"])
+        main(["--chain", "pick_place_so100", "--train-minutes", "3"])
 
 
 _TINY = ("--embodiments so100 --expert-episodes 3 --teleop-episodes 1 --video-episodes 0 --heldout-episodes 1 "
@@ -58,3 +59,6 @@ def test_chain_runs_stages_in_order_then_skips_and_reruns_what_changed(tmp_path,
     changed = (stages[0], Stage("b", "@a", "w", _TINY + " --learning-rate 2e-5", "unused.json"))
     assert [r["ran"] for r in run_chain("t", stages=changed, log=logs.append)] == [False, True]
     assert json.loads(Path("outputs/chains/t/results/b.json").read_text())["config"]["learning_rate"] == 2e-5
+    # a shipped chain keeps only its last checkpoint: the earlier stage's results still count, nothing runs
+    shutil.rmtree("outputs/chains/t/checkpoints/a")
+    assert [r["ran"] for r in run_chain("t", stages=changed, log=logs.append)] == [False, False]

@@ -164,15 +164,16 @@ def test_committed_language_checkpoint_and_its_ablation_agree():
 
 
 @pytest.mark.parametrize("checkpoint,ablation,pretrain", [
-    ("TINY_PICK_SO100", "pick_place", "pretrain_pick_place_so100.json"),
-    ("TINY_PICK_SO100_DAGGER", "pick_place_dagger", "pretrain_pick_place_so100_dagger.json"),
+    (None, "pick_place", "pretrain_pick_place_so100.json"),          # earlier stages: rebuilt by the chain
+    (None, "pick_place_dagger", "pretrain_pick_place_so100_dagger.json"),
     ("TINY_PICK_SO100_DAGGER2", "pick_place_dagger2", "pretrain_pick_place_so100_dagger2.json")])
 def test_committed_pick_place_checkpoint_and_its_measurements_agree(checkpoint, ablation, pretrain):
     import json
 
     from groot_kit import paths
-    p = GrootPolicy.from_pretrained(paths.REPO_ROOT / getattr(paths, checkpoint))
-    assert p.get_processor("so100").embodiment_id == 1 and p.config.subtask_loss_weight > 0   # names sub-tasks
+    if checkpoint:
+        p = GrootPolicy.from_pretrained(paths.REPO_ROOT / getattr(paths, checkpoint))
+        assert p.get_processor("so100").embodiment_id == 1 and p.config.subtask_loss_weight > 0   # names sub-tasks
     res = paths.REPO_ROOT / "benchmarks/results"
     for name in (f"language_ablation_{ablation}.json", f"language_ablation_tuning_{ablation}.json"):
         r = json.loads((res / name).read_text())["results"]["so100"]

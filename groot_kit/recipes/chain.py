@@ -19,9 +19,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from groot_kit.recipes.pretrain import PretrainConfig, config_from_argv, parser, run
+from groot_kit.train.pretrain import stage_train_dir
 
 # Flags a chain sets itself (paths); a stage's recorded flags must not contain them.
 _PATH_FIELDS = ("output_dir", "checkpoint_dir", "results_file", "init_from", "command")
@@ -29,7 +34,8 @@ _PATH_FIELDS = ("output_dir", "checkpoint_dir", "results_file", "init_from", "co
 
 @dataclass(frozen=True)
 class Stage:
-    name: str        # the checkpoint it produced: data_samples/checkpoints/<name>
+    name: str        # the checkpoint it produced: data_samples/checkpoints/<name> (the last stage's is shipped;
+                     # earlier ones are rebuilt by the chain, their results files are committed)
     init_from: str   # a committed checkpoint (the chain's root) or "@<earlier stage's name>"
     workdir: str     # datasets + training runs, under outputs/; stages naming the same workdir share datasets
     flags: str       # the recipe flags it ran with, paths left out (the chain sets them)
@@ -69,7 +75,8 @@ CHAINS: dict[str, tuple[Stage, ...]] = {
 class StagePlan:
     stage: Stage
     config: object           # the PretrainConfig this stage runs with
-    done: bool               # its results file already records this configuration
+    done: bool               # nothing to run: its results file records this configuration, as do all
+                             # before it, and its or a later stage's checkpoint is on disk
 
 
 def _config_key(cfg) -> dict:
@@ -91,15 +98,12 @@ def stage_paths(chain: str, stage: Stage, in_place: bool) -> dict[str, str]:
 def plan(chain: str, in_place: bool = False, stages: tuple[Stage, ...] | None = None) -> list[StagePlan]:
     """The chain's stages with the configuration each runs with, and which are already done.
     ``stages`` overrides the registered chain (tests run a minutes-scale chain through the same code)."""
-    from groot_kit.recipes.pretrain import config_from_argv
-
     if stages is None:
         if chain not in CHAINS:
             raise ValueError(f"--chain {chain!r} is not a known chain. Fix: one of {sorted(CHAINS)}")
         stages = CHAINS[chain]
-    out: list[StagePlan] = []
+    configs: list = []
     written: dict[str, str] = {}
-    upstream_done = True     # a stage after a re-run one runs again (its warm start changed)
     for st in stages:
         argv = shlex.split(st.flags)
         clash = [a for a in argv if a.lstrip("-").replace("-", "_") in _PATH_FIELDS]
@@ -119,14 +123,23 @@ def plan(chain: str, in_place: bool = False, stages: tuple[Stage, ...] | None = 
         cfg = config_from_argv(full)
         cfg = dataclasses.replace(cfg, command="python scripts/pretrain_tiny.py " + shlex.join(full))
         written[st.name] = paths["checkpoint_dir"]
-        upstream_done = upstream_done and _is_done(cfg)
-        out.append(StagePlan(st, cfg, upstream_done))
-    return out
+        configs.append(cfg)
+    # Resume after the last stage that has its checkpoint and whose results, like those of every
+    # stage before it, record this configuration; a stage after one that runs again runs too.
+    recorded = [_recorded(c) for c in configs]
+    last = -1
+    for i, c in enumerate(configs):
+        if not recorded[i]:
+            break
+        if (Path(c.checkpoint_dir) / "model.safetensors").is_file():
+            last = i
+    return [StagePlan(st, c, i <= last) for i, (st, c) in enumerate(zip(stages, configs))]
 
 
-def _is_done(cfg) -> bool:
+def _recorded(cfg) -> bool:
+    """Whether cfg's results file records a finished run of this configuration."""
     res = Path(cfg.results_file)
-    if not (res.is_file() and (Path(cfg.checkpoint_dir) / "model.safetensors").is_file()):
+    if not res.is_file():
         return False
     try:
         recorded = json.loads(res.read_text())["config"]
@@ -138,19 +151,12 @@ def _is_done(cfg) -> bool:
 def recorded_key(recorded: dict) -> dict:
     """A results file's ``config`` compared like :func:`_config_key`. A field the recipe gained after
     the run (absent there) counts as its default: new fields default to the old behaviour."""
-    from groot_kit.recipes.pretrain import PretrainConfig
     return {**_config_key(PretrainConfig()), **{k: v for k, v in recorded.items() if k not in _PATH_FIELDS}}
 
 
 def run_chain(chain: str, in_place: bool = False, dry_run: bool = False, stages: tuple[Stage, ...] | None = None,
               log: Callable[[str], None] = print) -> list[dict]:
     """Run the chain's stages in order, skipping those already done. -> one row per stage."""
-    from groot_kit.recipes.pretrain import run
-
-    import shutil
-
-    from groot_kit.train.pretrain import stage_train_dir
-
     rows = []
     steps = plan(chain, in_place, stages)
     upstream_ran = False
@@ -175,3 +181,33 @@ def run_chain(chain: str, in_place: bool = False, dry_run: bool = False, stages:
         rows.append({"stage": p.stage.name, "ran": True, "checkpoint": p.config.checkpoint_dir,
                      "seconds": res["total_seconds"]})
     return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python scripts/pretrain_tiny.py`: one recipe run from its flags, or ``--chain NAME``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = parser()
+    g = p.add_argument_group("warm-start chains (groot_kit.recipes.chain)")
+    g.add_argument("--chain", default=None, help=f"run a shipped checkpoint's recorded stages in order, one of "
+                   f"{sorted(CHAINS)} (no other recipe flags with it)")
+    g.add_argument("--in-place", action="store_true", help="with --chain: write the committed checkpoints and "
+                   "results files (default: outputs/chains/<chain>/)")
+    g.add_argument("--dry-run", action="store_true", help="with --chain: print the stages' commands, run nothing")
+    a = p.parse_args(argv)
+    if a.chain is None:
+        if a.in_place or a.dry_run:
+            p.error("--in-place and --dry-run go with --chain NAME")
+        from groot_kit.recipes.pretrain import main as run_once
+        return run_once(argv)
+    extra = [k for k, v in vars(a).items() if k not in ("chain", "in_place", "dry_run", "threads")
+             and p.get_default(k) != v]
+    if extra:
+        p.error(f"--chain runs each stage with its recorded flags; drop {['--' + k.replace('_', '-') for k in extra]}")
+    import torch
+    torch.set_num_threads(a.threads)
+    try:
+        rows = run_chain(a.chain, in_place=a.in_place, dry_run=a.dry_run)
+    except ValueError as e:
+        p.error(str(e))
+    print("chain: " + ", ".join(f"{r['stage']} ({'ran' if r['ran'] else 'skipped'})" for r in rows))
+    return 0

@@ -281,55 +281,35 @@ def clean(cfg: PretrainConfig) -> None:
     shutil.rmtree(cfg.output_dir, ignore_errors=True)
 
 
-def _parser(chain_flags: bool = True) -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
+    """The recipe's command line: one flag per PretrainConfig field, plus --fast and --threads."""
     from groot_kit.recipes.config_cli import add_config_arguments
     p = argparse.ArgumentParser(prog="pretrain_tiny", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--fast", action="store_true", help="smoke run (minutes; no checkpoint or results written)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
-    if chain_flags:
-        g = p.add_argument_group("warm-start chains (groot_kit.recipes.chain)")
-        g.add_argument("--chain", default=None, help="run a committed checkpoint's recorded stages in order, "
-                       "e.g. pick_place_so100 (no other recipe flags with it)")
-        g.add_argument("--in-place", action="store_true", help="with --chain: write the committed checkpoints "
-                       "and results files (default: outputs/chains/<chain>/)")
-        g.add_argument("--dry-run", action="store_true", help="with --chain: print the stages' commands, run nothing")
     add_config_arguments(p, PretrainConfig, skip=("command",))
     return p
 
 
-def config_from_argv(argv: list[str], fast: bool = False) -> PretrainConfig:
+def config_from_argv(argv: list[str]) -> PretrainConfig:
     """The PretrainConfig that ``scripts/pretrain_tiny.py ARGV`` would run (raises ValueError on bad values)."""
     from groot_kit.recipes.config_cli import config_from_args
-    p = _parser(chain_flags=False)
+    p = parser()
     a = p.parse_args(argv)
-    base = PretrainConfig.fast(output_dir="outputs/pretrain_tiny_fast") if fast or a.fast else PretrainConfig()
+    base = PretrainConfig.fast(output_dir="outputs/pretrain_tiny_fast") if a.fast else PretrainConfig()
     given = argparse.Namespace(**{k: v for k, v in vars(a).items() if p.get_default(k) != v})
     return config_from_args(PretrainConfig, given, base=base)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python scripts/pretrain_tiny.py`: flags generated from PretrainConfig, plus --fast, --threads and --chain."""
+    """One run of the recipe from its flags (`scripts/pretrain_tiny.py` adds --chain: groot_kit.recipes.chain)."""
     import torch
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = _parser()
+    p = parser()
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    if a.chain is not None:
-        from groot_kit.recipes.chain import run_chain
-        extra = [k for k, v in vars(a).items() if k not in ("chain", "in_place", "dry_run", "threads")
-                 and p.get_default(k) != v]
-        if extra:
-            p.error(f"--chain runs each stage with its recorded flags; drop {['--' + k.replace('_', '-') for k in extra]}")
-        try:
-            rows = run_chain(a.chain, in_place=a.in_place, dry_run=a.dry_run)
-        except ValueError as e:
-            p.error(str(e))
-        print("chain: " + ", ".join(f"{r['stage']} ({'ran' if r['ran'] else 'skipped'})" for r in rows))
-        return 0
-    if a.in_place or a.dry_run:
-        p.error("--in-place and --dry-run go with --chain NAME")
     try:
         cfg = config_from_argv(argv)
     except ValueError as e:

@@ -74,7 +74,7 @@ CHAINS: dict[str, tuple[Stage, ...]] = {
 @dataclass(frozen=True)
 class StagePlan:
     stage: Stage
-    config: object           # the PretrainConfig this stage runs with
+    config: PretrainConfig   # what this stage runs with
     done: bool               # nothing to run: its results file records this configuration, as do all
                              # before it, and its or a later stage's checkpoint is on disk
 
@@ -102,7 +102,7 @@ def plan(chain: str, in_place: bool = False, stages: tuple[Stage, ...] | None = 
         if chain not in CHAINS:
             raise ValueError(f"--chain {chain!r} is not a known chain. Fix: one of {sorted(CHAINS)}")
         stages = CHAINS[chain]
-    configs: list = []
+    configs: list[PretrainConfig] = []
     written: dict[str, str] = {}
     for st in stages:
         argv = shlex.split(st.flags)
@@ -126,10 +126,9 @@ def plan(chain: str, in_place: bool = False, stages: tuple[Stage, ...] | None = 
         configs.append(cfg)
     # Resume after the last stage that has its checkpoint and whose results, like those of every
     # stage before it, record this configuration; a stage after one that runs again runs too.
-    recorded = [_recorded(c) for c in configs]
     last = -1
     for i, c in enumerate(configs):
-        if not recorded[i]:
+        if not _recorded(c):
             break
         if (Path(c.checkpoint_dir) / "model.safetensors").is_file():
             last = i
@@ -162,12 +161,9 @@ def run_chain(chain: str, in_place: bool = False, dry_run: bool = False, stages:
     upstream_ran = False
     for i, p in enumerate(steps, 1):
         head = f"[chain {chain} {i}/{len(steps)}] {p.stage.name}"
-        if p.done:
-            log(f"{head}: done already ({p.config.results_file} records this configuration), skipped")
-            rows.append({"stage": p.stage.name, "ran": False, "checkpoint": p.config.checkpoint_dir})
-            continue
-        log(f"{head}: {p.config.command}")
-        if dry_run:
+        log(f"{head}: done already ({p.config.results_file} records this configuration), skipped" if p.done
+            else f"{head}: {p.config.command}")
+        if p.done or dry_run:
             rows.append({"stage": p.stage.name, "ran": False, "checkpoint": p.config.checkpoint_dir})
             continue
         train_dir = stage_train_dir(p.config)

@@ -294,9 +294,13 @@ def parser() -> argparse.ArgumentParser:
 
 def config_from_argv(argv: list[str]) -> PretrainConfig:
     """The PretrainConfig that ``scripts/pretrain_tiny.py ARGV`` would run (raises ValueError on bad values)."""
-    from groot_kit.recipes.config_cli import config_from_args
     p = parser()
-    a = p.parse_args(argv)
+    return _config(p, p.parse_args(argv))
+
+
+def _config(p: argparse.ArgumentParser, a: argparse.Namespace) -> PretrainConfig:
+    """The config parsed flags describe: the defaults (--fast: the smoke ones) with the flags given."""
+    from groot_kit.recipes.config_cli import config_from_args
     base = PretrainConfig.fast(output_dir="outputs/pretrain_tiny_fast") if a.fast else PretrainConfig()
     given = argparse.Namespace(**{k: v for k, v in vars(a).items() if p.get_default(k) != v})
     return config_from_args(PretrainConfig, given, base=base)
@@ -311,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     try:
-        cfg = config_from_argv(argv)
+        cfg = _config(p, a)
     except ValueError as e:
         p.error(str(e))
     cfg = dataclasses.replace(cfg, command="python " + " ".join([sys.argv[0], *argv]))

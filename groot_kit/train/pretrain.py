@@ -130,7 +130,7 @@ def stage_train_dir(cfg) -> Path:
     Chained stages share an ``output_dir`` (a later stage reuses the earlier one's datasets), so
     each stage trains in its own folder: re-running a command resumes its own run, and the next
     stage does not find the previous stage's checkpoints (which the Trainer would refuse to resume)."""
-    name = Path(cfg.checkpoint_dir).name if getattr(cfg, "checkpoint_dir", None) else "base"
+    name = Path(cfg.checkpoint_dir).name if cfg.checkpoint_dir else "base"
     return Path(cfg.output_dir) / "train" / name
 
 

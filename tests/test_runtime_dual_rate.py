@@ -262,6 +262,29 @@ def test_groot_systems_split_equals_joint_call(tiny_systems):
     assert dec["action.arm"].shape == (1, 1, 7)
 
 
+def test_system2_features_carry_the_vl_context_system1_reuses(tiny_systems):
+    """On the planned path System 2 hands System 1 the head's VLContext (VL self-attention, every
+    cross-attention block's keys/values), computed once per System 2 update; chunks from it equal the
+    reference path's, which recomputes everything from the tokens in every Euler step."""
+    from groot_kit.model.action_head import VLContext
+    policy, proc, obs = tiny_systems
+    sys_ = GrootSystems(policy, proc)
+    feats = sys_.system2(obs)
+    assert isinstance(feats[0], VLContext)
+    head = policy.action_head
+    head.exact_reference = True
+    try:
+        ref_feats = sys_.system2(obs)
+        assert isinstance(ref_feats[0], torch.Tensor) and ref_feats[0].dim() == 3
+        torch.manual_seed(3)
+        ref = sys_.system1(ref_feats, obs)
+    finally:
+        head.exact_reference = False
+    for _ in range(2):                      # the same context serves chunk after chunk
+        torch.manual_seed(3)
+        np.testing.assert_allclose(sys_.system1(feats, obs), ref, atol=1e-5)
+
+
 def test_runtime_with_tiny_policy_runs_and_stops(tiny_systems):
     policy, proc, obs = tiny_systems
     sys_ = GrootSystems(policy, proc)

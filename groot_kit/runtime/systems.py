@@ -9,7 +9,8 @@ class GrootSystems:
     """System 2 / System 1 callables for a GrootPolicy.
 
     Observations are either raw GR00T-style dicts (with a `processor`, a GrootProcessor) or
-    model batches (pixel_values, instruction, state, embodiment_id). system1 returns a
+    model batches (pixel_values, instruction, state, embodiment_id). system2's features carry what
+    System 1's chunks share until the next System 2 update (see `system2`). system1 returns a
     normalised chunk [H, Dmax_a] (numpy); `decode(action)` unnormalises one step with the processor.
     """
 
@@ -34,9 +35,18 @@ class GrootSystems:
 
     @torch.no_grad()
     def system2(self, obs: dict):
+        """-> features (vl, vl_mask) for `system1`. On the planned path (the default) vl is already
+        the action head's VLContext (N1.5's VL self-attention, every cross-attention block's keys and
+        values): they depend on System 2's tokens only, so they are computed here, at System 2's slow
+        rate, and every chunk until the next update reuses them. With the head's exact_reference on,
+        vl stays the tokens [B, T, c]."""
         batch = self._batch(obs)
         self.policy.validate_batch(batch)
-        return self.policy.encode_vl(batch)
+        vl, vl_mask = self.policy.encode_vl(batch)
+        head = self.policy.action_head
+        if not head.exact_reference:
+            vl = head.prepare_vl(vl, vl_mask)
+        return vl, vl_mask
 
     @torch.no_grad()
     def system1(self, features, obs: dict, prefix: np.ndarray | None = None, prefix_len: int = 0,

@@ -8,14 +8,15 @@ does) against the planned path (what the K steps share computed once per chunk),
 On a shared CPU set OMP_WAIT_POLICY=PASSIVE, or 2-thread rows measure OpenMP spin-waiting.
 
 For each preset's action head (random weights, fp32, batch 1), VL length L and thread count it
-times, alternating the two paths call by call so that load from other processes hits both alike:
+times the paths call by call in turn (`bench.time_interleaved`) so that load from other processes
+hits them alike (the chunk paths come from `bench.measure_chunk_paths`, which notebook 02 also uses):
     chunk_ms   `head.sample(...)`, K Euler steps -> one chunk (VL tokens already from System 2;
                N1.5's vlln + VL self-attention run once per chunk in both paths)
     chunk_vl_reused_ms  the planned path given a `head.prepare_vl(...)` context made earlier, as a
                runtime whose System 2 runs slower than System 1 can do (ratio vs the reference chunk)
     train_ms   one training forward + backward of the head (flow loss; no optimizer step)
 and reports medians and the ratio reference / planned (> 1: the planned path is faster), by wall
-clock and by process CPU time (`*_cpu_ratio`, robust to other processes on the same cores). The two
+clock and by process CPU time (`*_cpu_ratio`, robust to other processes on the same cores). The
 paths' outputs are checked to agree (max abs difference stored). Writes --out (JSON) with the
 command line and the machine's load average, because a shared CPU moves absolute times.
 """
@@ -25,9 +26,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -55,67 +54,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def interleaved(ref_fn, opt_fn, repeats: int, warmup: int) -> tuple[dict, dict]:
-    """Time two callables alternately (ref, opt, opt, ref, ...) -> (ref summary, opt summary) in ms.
-
-    Each summary also holds `cpu_median_ms`: the process CPU time per call (all torch threads), which
-    waiting for a core shared with other processes does not inflate."""
-    for _ in range(warmup):
-        ref_fn(), opt_fn()
-    times, cpu = ([], []), ([], [])
-    for r in range(repeats):
-        order = (0, 1) if r % 2 == 0 else (1, 0)  # alternate who goes first
-        for i in order:
-            t0, c0 = time.perf_counter(), time.process_time()
-            (ref_fn, opt_fn)[i]()
-            times[i].append((time.perf_counter() - t0) * 1e3)
-            cpu[i].append((time.process_time() - c0) * 1e3)
-    return tuple({**bench.summarize_ms(times[i]), "cpu_median_ms": statistics.median(cpu[i])} for i in (0, 1))
-
-
-def inputs(head: FlowMatchingActionHead, L: int, seed: int = 0) -> dict:
-    cfg = head.cfg
-    g = torch.Generator().manual_seed(seed)
-    return {"vl": torch.randn(1, L, cfg.cross_attention_dim, generator=g),
-            "state": torch.randn(1, cfg.max_state_dim, generator=g),
-            "eid": torch.zeros(1, dtype=torch.long),
-            "noise": torch.randn(1, cfg.action_horizon, cfg.max_action_dim, generator=g),
-            "action": torch.randn(1, cfg.action_horizon, cfg.max_action_dim, generator=g),
-            "t": torch.tensor([0.37])}
-
-
 def measure_row(head: FlowMatchingActionHead, L: int, args, repeats: int) -> dict:
-    x = inputs(head, L)
-    mask = torch.ones_like(x["action"], dtype=torch.bool)
-
-    def chunk(exact):
-        with torch.no_grad():
-            return head.sample(x["vl"], x["state"], x["eid"], num_steps=args.steps, noise=x["noise"],
-                               exact_reference=exact)
-
-    def train(exact):
-        head.zero_grad(set_to_none=True)
-        loss, _ = head(x["vl"], x["state"], x["eid"], x["action"], mask, noise=x["noise"], t=x["t"],
-                       exact_reference=exact)
-        loss.backward()
-        return loss.detach()
-
-    diff = (chunk(True) - chunk(False)).abs().max().item()
-    ref, opt = interleaved(lambda: chunk(True), lambda: chunk(False), repeats, args.warmup)
-    row = {"L": L, "chunk_ref_ms": ref["median_ms"], "chunk_opt_ms": opt["median_ms"],
-           "chunk_ratio": ref["median_ms"] / opt["median_ms"], "chunk_max_abs_diff": diff,
-           "chunk_cpu_ratio": ref["cpu_median_ms"] / opt["cpu_median_ms"],
-           "chunk_ref": ref, "chunk_opt": opt}
-    # System 2 slower than System 1 (the dual-rate runtime): the VLContext is reused across chunks
-    with torch.no_grad():
-        ctx = head.prepare_vl(x["vl"])
-        reuse = bench.time_callable(lambda: head.sample(ctx, x["state"], x["eid"], num_steps=args.steps,
-                                                        noise=x["noise"]), repeats=repeats, warmup=args.warmup)
-    row.update(chunk_vl_reused_ms=reuse["median_ms"], chunk_vl_reused_ratio=ref["median_ms"] / reuse["median_ms"])
+    """bench.measure_chunk_paths (chunk: reference, planned, VL context reused) + the train step."""
+    row = bench.measure_chunk_paths(head, L, num_steps=args.steps, repeats=repeats, warmup=args.warmup)
     if not args.no_train:
+        x = bench.head_inputs(head, L)
+        mask = torch.ones_like(x["action"], dtype=torch.bool)
+
+        def train(exact):
+            head.zero_grad(set_to_none=True)
+            loss, _ = head(x["vl"], x["state"], x["eid"], x["action"], mask, noise=x["noise"], t=x["t"],
+                           exact_reference=exact)
+            loss.backward()
+            return loss.detach()
+
         head.train()
         loss_diff = abs(train(True).item() - train(False).item())
-        ref, opt = interleaved(lambda: train(True), lambda: train(False), repeats, args.warmup)
+        ref, opt = bench.time_interleaved(lambda: train(True), lambda: train(False), repeats=repeats, warmup=args.warmup)
         head.zero_grad(set_to_none=True)
         head.eval()
         row.update(train_ref_ms=ref["median_ms"], train_opt_ms=opt["median_ms"],

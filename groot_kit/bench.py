@@ -1,4 +1,4 @@
-"""Latency helpers shared by `benchmarks/latency.py`, notebook 02 and the tests.
+"""Latency helpers shared by `benchmarks/latency.py`, `benchmarks/system1.py`, notebook 02 and the tests.
 
 What is timed (batch 1 by default, one forward each, `torch.no_grad`):
     system2_ms           `policy.encode_vl(batch)` - System 2, runs once per action chunk
@@ -176,6 +176,84 @@ def profile_chunk(policy, num_steps: int = 4, row_limit: int = 15) -> str:
             for _ in range(10):
                 policy.predict_action_chunk(batch, num_steps=num_steps)
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=row_limit)
+
+
+def time_interleaved(*fns: Callable[[], Any], repeats: int, warmup: int = 1) -> tuple[dict, ...]:
+    """Time callables in turn, the order rotating each round (a b c, b c a, ...), so load from other
+    processes hits all alike. -> one summary per callable, like `summarize_ms`, each with
+    `cpu_median_ms`: the process CPU time per call (all torch threads), which waiting for a shared
+    core does not inflate."""
+    for _ in range(max(0, warmup)):
+        for fn in fns:
+            fn()
+    n = len(fns)
+    times, cpu = [[] for _ in fns], [[] for _ in fns]
+    for r in range(repeats):
+        for j in range(n):
+            i = (r + j) % n
+            t0, c0 = time.perf_counter(), time.process_time()
+            fns[i]()
+            times[i].append((time.perf_counter() - t0) * 1e3)
+            cpu[i].append((time.process_time() - c0) * 1e3)
+    return tuple({**summarize_ms(times[i]), "cpu_median_ms": statistics.median(cpu[i])} for i in range(n))
+
+
+def head_inputs(head, vl_len: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random System 1 inputs at batch 1 on the head's device: vl [1, L, c], state [1, Ds], eid [1],
+    noise and action [1, H, Da], t [1]."""
+    cfg = head.cfg
+    g = torch.Generator().manual_seed(seed)
+    x = {"vl": torch.randn(1, vl_len, cfg.cross_attention_dim, generator=g),
+         "state": torch.randn(1, cfg.max_state_dim, generator=g),
+         "eid": torch.zeros(1, dtype=torch.long),
+         "noise": torch.randn(1, cfg.action_horizon, cfg.max_action_dim, generator=g),
+         "action": torch.randn(1, cfg.action_horizon, cfg.max_action_dim, generator=g),
+         "t": torch.tensor([0.37])}
+    device = next(head.parameters()).device
+    return {k: v.to(device) for k, v in x.items()}
+
+
+def measure_chunk_paths(head, vl_len: int, num_steps: int = 4, repeats: int = 5, warmup: int = 1) -> dict[str, Any]:
+    """One System 1 chunk (K Euler steps, batch 1, vl_len VL tokens) three ways:
+
+        chunk_ref      `exact_reference=True`: everything recomputed in every step (NVIDIA's way)
+        chunk_opt      the planned path: what the K steps share (VL self-attention, cross-attention
+                       keys/values, state/future tokens, timestep modulations) computed once per chunk
+        chunk_vl_reused  the planned path from a VL context prepared earlier (`head.prepare_vl`), as
+                       the dual-rate runtime does between System 2 updates
+
+    -> {"L", "chunk_ref_ms", "chunk_opt_ms", "chunk_ratio", "chunk_cpu_ratio", "chunk_max_abs_diff",
+    "chunk_vl_reused_ms", "chunk_vl_reused_ratio", "chunk_ref", "chunk_opt", "chunk_vl_reused"} (wall-clock
+    medians in ms, the three timed in turn; ratios > 1: faster than the reference; max_abs_diff: the
+    planned and reused chunks against the reference)."""
+    x = head_inputs(head, vl_len)
+
+    @torch.no_grad()
+    def chunk(exact: bool, vl=x["vl"]):
+        return head.sample(vl, x["state"], x["eid"], num_steps=num_steps, noise=x["noise"], exact_reference=exact)
+
+    with torch.no_grad():
+        ctx = head.prepare_vl(x["vl"])
+    diff = max((chunk(True) - chunk(False)).abs().max().item(), (chunk(True) - chunk(False, ctx)).abs().max().item())
+    ref, opt, reuse = time_interleaved(lambda: chunk(True), lambda: chunk(False), lambda: chunk(False, ctx),
+                                       repeats=repeats, warmup=warmup)
+    return {"L": vl_len, "chunk_ref_ms": ref["median_ms"], "chunk_opt_ms": opt["median_ms"],
+            "chunk_ratio": ref["median_ms"] / opt["median_ms"],
+            "chunk_cpu_ratio": ref["cpu_median_ms"] / opt["cpu_median_ms"], "chunk_max_abs_diff": diff,
+            "chunk_vl_reused_ms": reuse["median_ms"], "chunk_vl_reused_ratio": ref["median_ms"] / reuse["median_ms"],
+            "chunk_ref": ref, "chunk_opt": opt, "chunk_vl_reused": reuse}
+
+
+def format_chunk_paths(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of `measure_chunk_paths` rows (or benchmarks/results/system1.json rows)."""
+    head = (f"{'preset':<8} {'thr':>3} {'L':>4} {'ref ms':>9} {'planned ms':>11} {'ratio':>6} "
+            f"{'VL reused ms':>13} {'ratio':>6} {'max |diff|':>10}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r.get('preset', ''):<8} {r.get('threads', torch.get_num_threads()):>3} {r['L']:>4} "
+                     f"{r['chunk_ref_ms']:>9.1f} {r['chunk_opt_ms']:>11.1f} {r['chunk_ratio']:>6.2f} "
+                     f"{r['chunk_vl_reused_ms']:>13.1f} {r['chunk_vl_reused_ratio']:>6.2f} {r['chunk_max_abs_diff']:>10.1e}")
+    return "\n".join(lines)
 
 
 def environment_info() -> dict[str, Any]:

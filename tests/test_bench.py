@@ -63,3 +63,26 @@ def test_benchmark_script_writes_json(tmp_path, monkeypatch, capsys):
     assert {g["name"] for g in data["goals_tiny"]} == {"System 1 chunk", "System 2"}
     printed = capsys.readouterr().out
     assert ("PASS" in printed or "FAIL" in printed) and "tiny" in printed
+
+
+def test_system1_benchmark_compares_the_three_chunk_paths(tmp_path, monkeypatch, capsys):
+    """benchmarks/system1.py at tiny size: the reference, planned and VL-context-reused chunks agree
+    (max |diff| stored), every time is positive, the train step's two paths give the same loss."""
+    out = tmp_path / "system1.json"
+    monkeypatch.setattr(sys, "argv", ["system1.py", "--presets", "tiny", "--vl-lens", "8", "40", "--threads", "1",
+                                      "--repeats", "2", "--out", str(out)])
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(SystemExit) as e:
+            runpy.run_path(str(ROOT / "benchmarks" / "system1.py"), run_name="__main__")
+    finally:
+        torch.set_num_threads(threads)
+    assert e.value.code == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["preset"], r["L"]) for r in rows] == [("tiny", 8), ("tiny", 40)]
+    for r in rows:
+        assert r["chunk_max_abs_diff"] < 1e-5 and r["train_loss_abs_diff"] < 1e-6
+        assert min(r["chunk_ref_ms"], r["chunk_opt_ms"], r["chunk_vl_reused_ms"], r["train_opt_ms"]) > 0
+    table = bench.format_chunk_paths(rows)
+    assert len(table.splitlines()) == 4 and "tiny" in table
+    assert "tiny" in capsys.readouterr().out

@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{emb}/{a.task}, {a.num_cubes} cubes, n={a.episodes}: " + "; ".join(
                 f"{k} success {v['successes']}/{v['n']} named cube {v['named_cube']}/{v['n']}"
                 for k, v in r["conditions"].items()) + f" ({r['seconds']} s)", flush=True)
+            ends = r["conditions"]["as_given"]["failures_by_end_phase"]
+            print(f"  as given, failed episodes by the sub-task they ended in: {ends or 'none'}", flush=True)
         if a.goal_probe_scenes > 0 and hasattr(policy, "goal_head"):
             g = r["goal_probe"] = goal_probe(policy, emb, a.task, a.goal_probe_scenes, seed=a.seed, num_cubes=a.num_cubes)
             print(f"{emb} goal probe ({g['n_scenes']} scenes x {a.num_cubes} demos): own goal nearest "

@@ -134,6 +134,7 @@ def test_set_target_repoints_success_and_the_expert_follows(task):
         ep = rollout(env, make_expert(env), start_obs=env._obs(), seed=11)
         p = _probe(env)
         assert ep.success and p["chosen"] == p["named"] == int(env.target["cube"][4:])
+        assert p["end_phase"] == ("release" if task == "pick_place" else "reach")
         with pytest.raises(ValueError, match="out of range"):
             env.set_target(7)
     finally:
@@ -146,6 +147,8 @@ def test_language_ablation_reports_three_conditions_and_confusion(so100_policy):
     assert set(res["conditions"]) == {"as_given", "swapped", "blank"} and res["chance"] == pytest.approx(1 / 3)
     for name, c in res["conditions"].items():
         assert c["n"] == 2 and 0 <= c["named_cube"] <= 2
+        assert sum(c["failures_by_end_phase"].values()) == 2 - c["successes"]    # 6 steps: nothing finishes
+        assert set(c["failures_by_end_phase"]) <= {"reach", "grasp"}
         assert sum(sum(r.values()) for r in res["confusion"][name].values()) == 2
     with pytest.raises(ValueError, match="num_cubes >= 2"):
         language_ablation(so100_policy, "so100", num_cubes=1)

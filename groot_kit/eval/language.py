@@ -42,7 +42,8 @@ def _probe(env) -> dict:
     named = int(env.target["cube"].removeprefix("cube"))
     got = chosen_cube(env)
     cols = env.scene["cube_colors"]
-    return {"named": named, "chosen": got, "named_color": cols[named], "chosen_color": cols[got]}
+    return {"named": named, "chosen": got, "named_color": cols[named], "chosen_color": cols[got],
+            "end_phase": env.oracle_subtask()}
 
 
 def swap_target(env) -> None:
@@ -57,10 +58,15 @@ def _summary(r: dict) -> dict[str, Any]:
     for p in probes:
         row = conf.setdefault(p["named_color"], {})
         row[p["chosen_color"]] = row.get(p["chosen_color"], 0) + 1
+    # where the failures stopped: the sub-task the world state shows at the episode's end
+    failed_in: dict[str, int] = {}
+    for e in r["episodes"]:
+        if not e["success"]:
+            failed_in[e["probe"]["end_phase"]] = failed_in.get(e["probe"]["end_phase"], 0) + 1
     n = r["n_episodes"]
     return {"successes": r["successes"], "n": n, "success_rate": r["success_rate"], "ci95": r["ci95"],
             "named_cube": named, "named_cube_rate": named / max(1, n), "named_cube_ci95": wilson_interval(named, n),
-            "confusion": conf}
+            "failures_by_end_phase": failed_in, "confusion": conf}
 
 
 def language_ablation(policy, embodiment, task: str = "reach", n_episodes: int = 50, seed: int = 300_000,

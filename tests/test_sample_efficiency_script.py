@@ -61,3 +61,14 @@ def test_flags_are_generated_from_the_configs(capsys):
     assert "outputs/sample_efficiency" in text                                  # the sweep's own defaults
     assert main(["--methods", "lora,bogus"]) == 2
     assert "unknown method" in capsys.readouterr().err
+
+
+def test_base_reference_is_the_results_file_that_wrote_that_base():
+    """The ceiling a sweep is compared with comes from the pretraining run of ITS base (it once always
+    read the reach base's file, even for a pick_place base)."""
+    from groot_kit.recipes.sample_efficiency import base_reference
+    reach = base_reference("data_samples/checkpoints/tiny_base")
+    assert reach["source"] == "benchmarks/results/pretrain_tiny.json" and reach["per_embodiment"]["so100"] is not None
+    pick = base_reference("data_samples/checkpoints/tiny_pick_so100_dagger2")
+    assert pick["source"] == "benchmarks/results/pretrain_pick_place_so100_dagger2.json"
+    assert base_reference("outputs/no_such_base") is None and base_reference(None) is None

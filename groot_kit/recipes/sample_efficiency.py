@@ -201,15 +201,24 @@ def _summary(cfg, spec, slot, base_dir, demos, rows, t0, threads) -> dict:
 
 def base_reference(base_checkpoint) -> dict | None:
     """The base checkpoint's own closed-loop success on its pretraining robots (the ceiling a fine-tune of
-    that base can be expected to approach), from benchmarks/results/pretrain_tiny.json."""
-    f = REPO_ROOT / "benchmarks" / "results" / "pretrain_tiny.json"
-    if not base_checkpoint or not f.is_file():
+    that base can be expected to approach), from the pretraining results file that wrote that checkpoint
+    (benchmarks/results/pretrain*.json whose "checkpoint" is it). None when no such file exists."""
+    if not base_checkpoint:
         return None
-    r = json.loads(f.read_text())
-    cl = r.get("closed_loop", {})
-    return {"source": str(f.relative_to(REPO_ROOT)), "mean_success_rate": r.get("mean_success_rate"),
-            "per_embodiment": {k: v.get("success_rate") for k, v in cl.items() if isinstance(v, dict)},
-            "train_steps": (r.get("train") or {}).get("steps") if isinstance(r.get("train"), dict) else None}
+    want = Path(resolve_repo_path(base_checkpoint)).resolve()
+    for f in sorted((REPO_ROOT / "benchmarks" / "results").glob("pretrain*.json")):
+        try:
+            r = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        ck = r.get("checkpoint") if isinstance(r, dict) else None
+        if not ck or Path(resolve_repo_path(ck)).resolve() != want:
+            continue
+        cl = r.get("closed_loop", {})
+        return {"source": str(f.relative_to(REPO_ROOT)), "mean_success_rate": r.get("mean_success_rate"),
+                "per_embodiment": {k: v.get("success_rate") for k, v in cl.items() if isinstance(v, dict)},
+                "train_steps": (r.get("train") or {}).get("steps") if isinstance(r.get("train"), dict) else None}
+    return None
 
 
 def table(rows) -> str:

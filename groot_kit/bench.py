@@ -234,7 +234,8 @@ def measure_chunk_paths(head, vl_len: int, num_steps: int = 4, repeats: int = 5,
 
     with torch.no_grad():
         ctx = head.prepare_vl(x["vl"])
-    diff = max((chunk(True) - chunk(False)).abs().max().item(), (chunk(True) - chunk(False, ctx)).abs().max().item())
+    ref_chunk = chunk(True)
+    diff = max((ref_chunk - chunk(False)).abs().max().item(), (ref_chunk - chunk(False, ctx)).abs().max().item())
     ref, opt, reuse = time_interleaved(lambda: chunk(True), lambda: chunk(False), lambda: chunk(False, ctx),
                                        repeats=repeats, warmup=warmup)
     return {"L": vl_len, "chunk_ref_ms": ref["median_ms"], "chunk_opt_ms": opt["median_ms"],

@@ -14,6 +14,19 @@ from groot_kit import bench
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _run_benchmark(monkeypatch, script: str, *argv: str) -> int:
+    """Run benchmarks/<script> as `python benchmarks/<script> ARGV` would; -> its exit code. The
+    scripts set torch's thread count, which is restored for the tests after."""
+    monkeypatch.setattr(sys, "argv", [script, *argv])
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(SystemExit) as e:
+            runpy.run_path(str(ROOT / "benchmarks" / script), run_name="__main__")
+    finally:
+        torch.set_num_threads(threads)
+    return e.value.code
+
+
 def test_summarize_ms_percentiles():
     s = bench.summarize_ms([float(i) for i in range(1, 11)])
     assert s["median_ms"] == 5.5 and s["p90_ms"] == 9.0 and s["min_ms"] == 1.0 and s["max_ms"] == 10.0
@@ -48,15 +61,8 @@ def test_measure_latency_tiny_positive(tmp_path):
 
 def test_benchmark_script_writes_json(tmp_path, monkeypatch, capsys):
     out = tmp_path / "latency.json"
-    monkeypatch.setattr(sys, "argv", ["latency.py", "--presets", "tiny", "--repeats", "2", "--warmup", "1",
-                                      "--out", str(out)])
-    threads = torch.get_num_threads()
-    try:
-        with pytest.raises(SystemExit) as e:
-            runpy.run_path(str(ROOT / "benchmarks" / "latency.py"), run_name="__main__")
-    finally:
-        torch.set_num_threads(threads)
-    assert e.value.code == 0
+    assert _run_benchmark(monkeypatch, "latency.py", "--presets", "tiny", "--repeats", "2", "--warmup", "1",
+                          "--out", str(out)) == 0
     data = json.loads(out.read_text())
     assert [r["preset"] for r in data["results"]] == ["tiny"]
     assert data["results"][0]["system1_chunk"]["median_ms"] > 0
@@ -69,15 +75,8 @@ def test_system1_benchmark_compares_the_three_chunk_paths(tmp_path, monkeypatch,
     """benchmarks/system1.py at tiny size: the reference, planned and VL-context-reused chunks agree
     (max |diff| stored), every time is positive, the train step's two paths give the same loss."""
     out = tmp_path / "system1.json"
-    monkeypatch.setattr(sys, "argv", ["system1.py", "--presets", "tiny", "--vl-lens", "8", "40", "--threads", "1",
-                                      "--repeats", "2", "--out", str(out)])
-    threads = torch.get_num_threads()
-    try:
-        with pytest.raises(SystemExit) as e:
-            runpy.run_path(str(ROOT / "benchmarks" / "system1.py"), run_name="__main__")
-    finally:
-        torch.set_num_threads(threads)
-    assert e.value.code == 0
+    assert _run_benchmark(monkeypatch, "system1.py", "--presets", "tiny", "--vl-lens", "8", "40", "--threads", "1",
+                          "--repeats", "2", "--out", str(out)) == 0
     rows = json.loads(out.read_text())["rows"]
     assert [(r["preset"], r["L"]) for r in rows] == [("tiny", 8), ("tiny", 40)]
     for r in rows:

@@ -16,6 +16,7 @@ cube follows, and "named_cube_rate" is how often it went for the one the instruc
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -59,10 +60,7 @@ def _summary(r: dict) -> dict[str, Any]:
         row = conf.setdefault(p["named_color"], {})
         row[p["chosen_color"]] = row.get(p["chosen_color"], 0) + 1
     # where the failures stopped: the sub-task the world state shows at the episode's end
-    failed_in: dict[str, int] = {}
-    for e in r["episodes"]:
-        if not e["success"]:
-            failed_in[e["probe"]["end_phase"]] = failed_in.get(e["probe"]["end_phase"], 0) + 1
+    failed_in = dict(Counter(e["probe"]["end_phase"] for e in r["episodes"] if not e["success"]))
     n = r["n_episodes"]
     return {"successes": r["successes"], "n": n, "success_rate": r["success_rate"], "ci95": r["ci95"],
             "named_cube": named, "named_cube_rate": named / max(1, n), "named_cube_ci95": wilson_interval(named, n),

@@ -205,19 +205,19 @@ def base_reference(base_checkpoint) -> dict | None:
     (benchmarks/results/pretrain*.json whose "checkpoint" is it). None when no such file exists."""
     if not base_checkpoint:
         return None
-    want = Path(resolve_repo_path(base_checkpoint)).resolve()
+    want = resolve_repo_path(base_checkpoint).resolve()
     for f in sorted((REPO_ROOT / "benchmarks" / "results").glob("pretrain*.json")):
         try:
             r = json.loads(f.read_text())
         except (OSError, ValueError):
             continue
         ck = r.get("checkpoint") if isinstance(r, dict) else None
-        if not ck or Path(resolve_repo_path(ck)).resolve() != want:
+        if not ck or resolve_repo_path(ck).resolve() != want:
             continue
         cl = r.get("closed_loop", {})
         return {"source": str(f.relative_to(REPO_ROOT)), "mean_success_rate": r.get("mean_success_rate"),
                 "per_embodiment": {k: v.get("success_rate") for k, v in cl.items() if isinstance(v, dict)},
-                "train_steps": (r.get("train") or {}).get("steps") if isinstance(r.get("train"), dict) else None}
+                "train_steps": r["train"].get("steps") if isinstance(r.get("train"), dict) else None}
     return None
 
 

@@ -245,6 +245,65 @@ def measure_chunk_paths(head, vl_len: int, num_steps: int = 4, repeats: int = 5,
             "chunk_ref": ref, "chunk_opt": opt, "chunk_vl_reused": reuse}
 
 
+
+def measure_train_paths(head, vl_len: int, repeats: int = 5, warmup: int = 1, lr: float = 1e-7) -> dict[str, Any]:
+    """One training step of the head (batch 1, vl_len VL tokens): zero_grad, flow loss forward,
+    backward, AdamW step (betas 0.95/0.999, weight decay 1e-5, as NVIDIA's recipe), two ways:
+
+        train_ref   `exact_reference=True` + torch's default AdamW (what `optim="adamw_torch"` builds)
+        train_opt   the planned path (last block and output layers for the action tokens only) +
+                    the kit's AdamW (`train.optim.build_adamw`: the fused kernel)
+
+    The head's weights move by `lr` per step (kept tiny). On the CPU both optimizers share one set
+    of moments (two would not fit beside a 1.07B-parameter head in 24 GiB); the update is the same.
+
+    -> {"train_ref_ms", "train_opt_ms", "train_ratio", "train_cpu_ratio", "train_loss_abs_diff",
+    "fwd_bwd_ref_ms", "fwd_bwd_opt_ms", "fwd_bwd_ratio", "adamw_ref_ms", "adamw_opt_ms", "adamw_ratio",
+    "train_ref", "train_opt"} (wall-clock medians, timed in turn; the fwd_bwd and adamw parts are
+    medians of the same calls, split where the optimizer step starts)."""
+    from groot_kit.train.optim import build_adamw
+    x = head_inputs(head, vl_len)
+    mask = torch.ones_like(x["action"], dtype=torch.bool)
+    device = x["vl"].device
+    params = [p for p in head.parameters() if p.requires_grad]
+    opts = {name: build_adamw(params, lr=lr, betas=(0.95, 0.999), weight_decay=1e-5, fused=fused)
+            for name, fused in (("ref", False), ("opt", None))}
+    if device.type == "cpu":
+        opts["opt"].state = opts["ref"].state
+    adamw_ms: dict[str, list[float]] = {"ref": [], "opt": []}
+
+    def forward_backward(exact: bool) -> torch.Tensor:
+        head.zero_grad(set_to_none=True)
+        loss, _ = head(x["vl"], x["state"], x["eid"], x["action"], mask, noise=x["noise"], t=x["t"],
+                       exact_reference=exact)
+        loss.backward()
+        return loss.detach()
+
+    def step(name: str) -> None:
+        forward_backward(name == "ref")
+        _sync(device)
+        t0 = time.perf_counter()
+        opts[name].step()
+        _sync(device)
+        adamw_ms[name].append((time.perf_counter() - t0) * 1e3)
+
+    was_training = head.training
+    head.train()
+    loss_diff = abs(forward_backward(True).item() - forward_backward(False).item())
+    ref, opt = time_interleaved(lambda: step("ref"), lambda: step("opt"), repeats=repeats, warmup=warmup)
+    head.zero_grad(set_to_none=True)
+    head.train(was_training)
+    del opts
+    adamw = {k: statistics.median(v[-repeats:]) for k, v in adamw_ms.items()}
+    fwd_bwd = {k: t["median_ms"] - adamw[k] for k, t in (("ref", ref), ("opt", opt))}
+    return {"train_ref_ms": ref["median_ms"], "train_opt_ms": opt["median_ms"],
+            "train_ratio": ref["median_ms"] / opt["median_ms"],
+            "train_cpu_ratio": ref["cpu_median_ms"] / opt["cpu_median_ms"], "train_loss_abs_diff": loss_diff,
+            "fwd_bwd_ref_ms": fwd_bwd["ref"], "fwd_bwd_opt_ms": fwd_bwd["opt"],
+            "fwd_bwd_ratio": fwd_bwd["ref"] / fwd_bwd["opt"],
+            "adamw_ref_ms": adamw["ref"], "adamw_opt_ms": adamw["opt"], "adamw_ratio": adamw["ref"] / adamw["opt"],
+            "train_ref": ref, "train_opt": opt}
+
 def format_chunk_paths(rows: list[dict[str, Any]]) -> str:
     """A plain-text table of `measure_chunk_paths` rows (or benchmarks/results/system1.json rows)."""
     head = (f"{'preset':<8} {'thr':>3} {'L':>4} {'ref ms':>9} {'planned ms':>11} {'ratio':>6} "

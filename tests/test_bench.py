@@ -82,6 +82,8 @@ def test_system1_benchmark_compares_the_three_chunk_paths(tmp_path, monkeypatch,
     for r in rows:
         assert r["chunk_max_abs_diff"] < 1e-5 and r["train_loss_abs_diff"] < 1e-6
         assert min(r["chunk_ref_ms"], r["chunk_opt_ms"], r["chunk_vl_reused_ms"], r["train_opt_ms"]) > 0
+        # the train step = forward/backward + the AdamW step, split per call
+        assert 0 < r["adamw_opt_ms"] < r["train_opt_ms"] and 0 < r["adamw_ref_ms"] < r["train_ref_ms"]
     table = bench.format_chunk_paths(rows)
     assert len(table.splitlines()) == 4 and "tiny" in table
     assert "tiny" in capsys.readouterr().out

@@ -41,7 +41,9 @@ def test_trainer_respects_tune_flags_and_writes_checkpoints(toy_dataset, tmp_pat
     enc_before = policy.action_head.state_encoder.layer1.W.detach().clone()
     cfg = TrainConfig(output_dir=str(tmp_path / "run"), max_steps=6, batch_size=4, save_every=3, log_every=2,
                       tune_diffusion_model=False, progress=False)
-    history = Trainer(policy, ds, cfg).train()
+    trainer = Trainer(policy, ds, cfg)
+    assert trainer.optimizer.defaults["fused"] is True  # train.optim: the fused AdamW kernel on the CPU
+    history = trainer.train()
     assert [h["step"] for h in history] == [2, 4, 6]
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in history)
     assert all(torch.equal(v, policy.action_head.model.state_dict()[k]) for k, v in dit_before.items())

@@ -30,6 +30,7 @@ from torch import nn
 
 from groot_kit.eval.seeds import wilson_interval
 from groot_kit.model.policy import last_prompt_token
+from groot_kit.train.optim import build_adamw
 
 
 @dataclass
@@ -232,7 +233,7 @@ def train_grounding(policy, train: list[GroundingScenes], val: list[GroundingSce
     params = list(policy.backbone.parameters()) + list(head.parameters())
     for p in policy.backbone.parameters():
         p.requires_grad_(True)
-    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    opt = build_adamw(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     g = torch.Generator().manual_seed(cfg.seed)
     sizes = torch.tensor([len(s) for s in train], dtype=torch.float)
     curve = [{"step": 0, **_probe_row(policy, head, val)}]

@@ -1,5 +1,6 @@
-"""Training loop on `accelerate`: AdamW (beta1 0.95), cosine schedule with warm-up, bf16 on GPU,
-GR00T's tune flags, System 2 / System 1 co-training, metrics JSON, atomic resumable checkpoints.
+"""Training loop on `accelerate`: AdamW (beta1 0.95; the fused kernel, `train.optim`), cosine schedule
+with warm-up, bf16 on GPU, GR00T's tune flags, System 2 / System 1 co-training, metrics JSON, atomic
+resumable checkpoints.
 
     trainer = Trainer(policy, dataset, TrainConfig(output_dir="outputs/run", max_steps=2000))
     history = trainer.train()          # resumes from output_dir/checkpoints/ when one is there
@@ -33,6 +34,7 @@ from groot_kit.fileio import atomic_directory
 from groot_kit.model.policy import CheckpointError, GrootPolicy
 from groot_kit.train.augment import augment_images
 from groot_kit.train.time_budget import TimeBudget
+from groot_kit.train.optim import build_adamw
 
 CHECKPOINT_DIR = "checkpoints"
 METRICS_FILE = "metrics.jsonl"
@@ -245,8 +247,8 @@ class Trainer:
         params = [p for p in policy.parameters() if p.requires_grad]
         if not params:
             raise ValueError("no trainable parameters: turn on at least one tune_* flag (or add LoRA adapters)")
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
-                                           eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+        self.optimizer = build_adamw(params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                                     eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: cosine_with_warmup(s, cfg.max_steps, cfg.warmup_ratio))
 

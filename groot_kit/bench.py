@@ -257,7 +257,7 @@ def measure_train_paths(head, vl_len: int, repeats: int = 5, warmup: int = 1, lr
     The head's weights move by `lr` per step (kept tiny). On the CPU both optimizers share one set
     of moments (two would not fit beside a 1.07B-parameter head in 24 GiB); the update is the same.
 
-    -> {"train_ref_ms", "train_opt_ms", "train_ratio", "train_cpu_ratio", "train_loss_abs_diff",
+    -> {"L", "train_ref_ms", "train_opt_ms", "train_ratio", "train_cpu_ratio", "train_loss_abs_diff",
     "fwd_bwd_ref_ms", "fwd_bwd_opt_ms", "fwd_bwd_ratio", "adamw_ref_ms", "adamw_opt_ms", "adamw_ratio",
     "train_ref", "train_opt"} (wall-clock medians, timed in turn; the fwd_bwd and adamw parts are
     medians of the same calls, split where the optimizer step starts)."""
@@ -296,7 +296,7 @@ def measure_train_paths(head, vl_len: int, repeats: int = 5, warmup: int = 1, lr
     del opts
     adamw = {k: statistics.median(v[-repeats:]) for k, v in adamw_ms.items()}
     fwd_bwd = {k: t["median_ms"] - adamw[k] for k, t in (("ref", ref), ("opt", opt))}
-    return {"train_ref_ms": ref["median_ms"], "train_opt_ms": opt["median_ms"],
+    return {"L": vl_len, "train_ref_ms": ref["median_ms"], "train_opt_ms": opt["median_ms"],
             "train_ratio": ref["median_ms"] / opt["median_ms"],
             "train_cpu_ratio": ref["cpu_median_ms"] / opt["cpu_median_ms"], "train_loss_abs_diff": loss_diff,
             "fwd_bwd_ref_ms": fwd_bwd["ref"], "fwd_bwd_opt_ms": fwd_bwd["opt"],
@@ -315,6 +315,19 @@ def format_chunk_paths(rows: list[dict[str, Any]]) -> str:
                      f"{r['chunk_vl_reused_ms']:>13.1f} {r['chunk_vl_reused_ratio']:>6.2f} {r['chunk_max_abs_diff']:>10.1e}")
     return "\n".join(lines)
 
+
+
+def format_train_paths(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of `measure_train_paths` rows (or benchmarks/results/system1*.json rows)."""
+    head = (f"{'preset':<8} {'thr':>3} {'L':>4} {'step ms, ref':>13} {'optimised':>10} {'ratio':>6} "
+            f"{'fwd+bwd ms, ref':>16} {'optimised':>10} {'AdamW ms, default':>18} {'fused':>8}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r.get('preset', ''):<8} {r.get('threads', torch.get_num_threads()):>3} {r.get('L', ''):>4} "
+                     f"{r['train_ref_ms']:>13.1f} {r['train_opt_ms']:>10.1f} {r['train_ratio']:>6.2f} "
+                     f"{r['fwd_bwd_ref_ms']:>16.1f} {r['fwd_bwd_opt_ms']:>10.1f} {r['adamw_ref_ms']:>18.1f} "
+                     f"{r['adamw_opt_ms']:>8.1f}")
+    return "\n".join(lines)
 
 def environment_info() -> dict[str, Any]:
     """Hardware / software context stored with every result."""

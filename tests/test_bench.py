@@ -86,4 +86,6 @@ def test_system1_benchmark_compares_the_three_chunk_paths(tmp_path, monkeypatch,
         assert 0 < r["adamw_opt_ms"] < r["train_opt_ms"] and 0 < r["adamw_ref_ms"] < r["train_ref_ms"]
     table = bench.format_chunk_paths(rows)
     assert len(table.splitlines()) == 4 and "tiny" in table
+    table = bench.format_train_paths(rows)
+    assert len(table.splitlines()) == 4 and f"{rows[1]['adamw_opt_ms']:.1f}" in table
     assert "tiny" in capsys.readouterr().out

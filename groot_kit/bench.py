@@ -304,30 +304,31 @@ def measure_train_paths(head, vl_len: int, repeats: int = 5, warmup: int = 1, lr
             "adamw_ref_ms": adamw["ref"], "adamw_opt_ms": adamw["opt"], "adamw_ratio": adamw["ref"] / adamw["opt"],
             "train_ref": ref, "train_opt": opt}
 
-def format_chunk_paths(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table of `measure_chunk_paths` rows (or benchmarks/results/system1.json rows)."""
-    head = (f"{'preset':<8} {'thr':>3} {'L':>4} {'ref ms':>9} {'planned ms':>11} {'ratio':>6} "
-            f"{'VL reused ms':>13} {'ratio':>6} {'max |diff|':>10}")
+
+def _paths_table(rows: list[dict[str, Any]], columns: list[tuple[str, int, str, str]]) -> str:
+    """preset / threads / L, then `columns` as (header, width, row key, format spec), one line per row."""
+    head = f"{'preset':<8} {'thr':>3} {'L':>4} " + " ".join(f"{h:>{w}}" for h, w, _, _ in columns)
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r.get('preset', ''):<8} {r.get('threads', torch.get_num_threads()):>3} {r['L']:>4} "
-                     f"{r['chunk_ref_ms']:>9.1f} {r['chunk_opt_ms']:>11.1f} {r['chunk_ratio']:>6.2f} "
-                     f"{r['chunk_vl_reused_ms']:>13.1f} {r['chunk_vl_reused_ratio']:>6.2f} {r['chunk_max_abs_diff']:>10.1e}")
+        lines.append(f"{r.get('preset', ''):<8} {r.get('threads', torch.get_num_threads()):>3} {r.get('L', ''):>4} "
+                     + " ".join(f"{r[k]:>{w}{spec}}" for _, w, k, spec in columns))
     return "\n".join(lines)
 
+
+def format_chunk_paths(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of `measure_chunk_paths` rows (or benchmarks/results/system1.json rows)."""
+    return _paths_table(rows, [("ref ms", 9, "chunk_ref_ms", ".1f"), ("planned ms", 11, "chunk_opt_ms", ".1f"),
+                               ("ratio", 6, "chunk_ratio", ".2f"), ("VL reused ms", 13, "chunk_vl_reused_ms", ".1f"),
+                               ("ratio", 6, "chunk_vl_reused_ratio", ".2f"),
+                               ("max |diff|", 10, "chunk_max_abs_diff", ".1e")])
 
 
 def format_train_paths(rows: list[dict[str, Any]]) -> str:
     """A plain-text table of `measure_train_paths` rows (or benchmarks/results/system1*.json rows)."""
-    head = (f"{'preset':<8} {'thr':>3} {'L':>4} {'step ms, ref':>13} {'optimised':>10} {'ratio':>6} "
-            f"{'fwd+bwd ms, ref':>16} {'optimised':>10} {'AdamW ms, default':>18} {'fused':>8}")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(f"{r.get('preset', ''):<8} {r.get('threads', torch.get_num_threads()):>3} {r.get('L', ''):>4} "
-                     f"{r['train_ref_ms']:>13.1f} {r['train_opt_ms']:>10.1f} {r['train_ratio']:>6.2f} "
-                     f"{r['fwd_bwd_ref_ms']:>16.1f} {r['fwd_bwd_opt_ms']:>10.1f} {r['adamw_ref_ms']:>18.1f} "
-                     f"{r['adamw_opt_ms']:>8.1f}")
-    return "\n".join(lines)
+    return _paths_table(rows, [("step ms, ref", 13, "train_ref_ms", ".1f"), ("optimised", 10, "train_opt_ms", ".1f"),
+                               ("ratio", 6, "train_ratio", ".2f"), ("fwd+bwd ms, ref", 16, "fwd_bwd_ref_ms", ".1f"),
+                               ("optimised", 10, "fwd_bwd_opt_ms", ".1f"),
+                               ("AdamW ms, default", 18, "adamw_ref_ms", ".1f"), ("fused", 8, "adamw_opt_ms", ".1f")])
 
 def environment_info() -> dict[str, Any]:
     """Hardware / software context stored with every result."""

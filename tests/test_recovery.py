@@ -48,6 +48,39 @@ def test_handover_starts_from_the_policys_state(base_policy):
     assert not np.allclose(e.states[0], start, atol=1e-3)  # the policy moved the arm before the hand-over
 
 
+def test_nudge_handover_starts_after_the_policy_pushed_the_cube():
+    """trigger="nudge": the expert takes over only once the policy has moved the named cube off its
+    spot without holding it; replaying the policy to the hand-over step shows the cube moved."""
+    from groot_kit.model.policy import GrootPolicy
+    from groot_kit.sim import make_env
+    from groot_kit.eval import PolicyController
+    from groot_kit.train.recovery import recovery_episodes, target_body
+
+    ck = REPO / "data_samples/checkpoints/tiny_pick_so100_dagger2"
+    policy = GrootPolicy.from_pretrained(ck).eval()
+    stats: dict = {}
+    eps = recovery_episodes(policy, "so100", "pick_place", 2, seed=1_400_000, num_cubes=3, start_noise=0.3,
+                            trigger="nudge", stats=stats)
+    assert stats["kept"] == len(eps) == 2
+    assert stats["tried"] == stats["kept"] + stats["policy_succeeded"] + stats["expert_failed"] + stats["no_nudge"]
+    e = eps[0]
+    assert e.provenance["trigger"] == "nudge" and e.provenance["handover_step"] > 0 and e.success
+    s, k = e.provenance["seed"], e.provenance["handover_step"]
+    env = make_env("so100", "pick_place", image_size=64, seed=s, num_cubes=3, start_noise=0.3)
+    try:
+        obs, _ = env.reset(seed=s)
+        body = target_body(env)
+        start = env.body_pos(body)[:2].copy()
+        ctl = PolicyController(policy, policy.get_processor("so100"), env, seed=s)
+        for _ in range(k):
+            obs, *_ = env.step(ctl.act(obs))
+        moved = float(np.linalg.norm(env.body_pos(body)[:2] - start))
+    finally:
+        env.close()
+    np.testing.assert_allclose(e.states[0], obs["state"], atol=1e-5)
+    assert moved > 0.01, f"the named cube moved {moved:.4f} m before the hand-over"
+
+
 def test_bad_recovery_settings_are_refused():
     with pytest.raises(ValueError, match="init_from"):
         PretrainConfig(recovery_episodes=10)
@@ -56,6 +89,10 @@ def test_bad_recovery_settings_are_refused():
     from groot_kit.train.recovery import recovery_episodes
     with pytest.raises(ValueError, match="handover_fraction"):
         recovery_episodes(None, "so100", "reach", 2, handover_fraction=0.0)
+    with pytest.raises(ValueError, match="trigger 'random' or 'nudge'"):
+        recovery_episodes(None, "so100", "reach", 2, trigger="late")
+    with pytest.raises(ValueError, match="nudge_recovery_episodes needs a policy"):
+        PretrainConfig(nudge_recovery_episodes=5)
 
 
 @pytest.mark.slow
@@ -127,3 +164,19 @@ def test_recovery_can_be_limited_to_some_robots(tmp_path):
     assert [r["name"] for r in rows] == ["panda7_recovery"] and rows[0]["episodes"] == 1
     key = json.loads((tmp_path / "pt" / "data" / "recovery_manifest.json").read_text())["key"]
     assert key["embodiments"] == ["panda7"] and len(key["definitions"]) == 1
+    assert "trigger" not in key  # keys of runs recorded before the nudge kind existed still match
+
+
+def test_nudge_recovery_is_its_own_dataset_beside_the_random_one(tmp_path):
+    import groot_kit.train.pretrain as pt
+    cfg = PretrainConfig.fast(output_dir=str(tmp_path / "pt"), embodiments=("so100",), task="pick_place",
+                              num_cubes=3, init_from=str(REPO / "data_samples/checkpoints/tiny_pick_so100_dagger2"),
+                              recovery_episodes=1, nudge_recovery_episodes=1)
+    rows = pt.generate_recovery_data(cfg, log=lambda s: None)
+    assert [(r["name"], r["trigger"], r["episodes"]) for r in rows] == [
+        ("so100_recovery", "random", 1), ("so100_recovery_nudge", "nudge", 1)]
+    data = tmp_path / "pt" / "data"
+    assert json.loads((data / "recovery_nudge_manifest.json").read_text())["key"]["trigger"] == "nudge"
+    logs: list[str] = []
+    assert pt.generate_recovery_data(cfg, log=logs.append) == rows
+    assert any("reusing the recovery_nudge datasets" in s for s in logs)

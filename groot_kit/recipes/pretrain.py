@@ -87,6 +87,8 @@ class PretrainConfig:
     heldout_episodes: int = 4           # open-loop eval episodes per embodiment (unseen seeds)
     recovery_episodes: int = 0          # DAgger-style hand-over demos from the init_from policy, per
                                         # embodiment (humanoid: a third); needs init_from (train/recovery.py)
+    nudge_recovery_episodes: int = 0    # hand-overs at the policy's typical failure instead of a random step:
+                                        # after it pushed the target without holding it (train/recovery.py)
     recovery_embodiments: tuple[str, ...] | None = None  # robots that get new hand-over demos (None: all)
     aggregate_recovery_from: tuple[str, ...] = ()  # earlier runs' output_dirs: their recovery demos join
                                         # this mixture (DAgger's aggregation), per robot whose definition is unchanged
@@ -161,6 +163,11 @@ class PretrainConfig:
                              "or leave it unset (None keeps the init_from checkpoint's layout)")
         if self.recovery_episodes < 0:
             raise ValueError(f"PretrainConfig.recovery_episodes={self.recovery_episodes}: give 0 (off) or more")
+        if self.nudge_recovery_episodes < 0:
+            raise ValueError(f"PretrainConfig.nudge_recovery_episodes={self.nudge_recovery_episodes}: give 0 (off) or more")
+        if self.nudge_recovery_episodes > 0 and not self.init_from:
+            raise ValueError("PretrainConfig.nudge_recovery_episodes needs a policy to hand over from: set init_from "
+                             "to a checkpoint, or nudge_recovery_episodes=0")
         if self.recovery_episodes > 0 and not self.init_from:
             raise ValueError("PretrainConfig.recovery_episodes needs a policy to hand over from: set init_from "
                              "to a trained checkpoint (e.g. data_samples/checkpoints/tiny_base), or set "
@@ -187,7 +194,7 @@ def run(cfg: PretrainConfig | None = None, callbacks: list | None = None, log=pr
     log(f"[1/3] data pyramid: {', '.join(cfg.embodiments)} / {cfg.task} ({cfg.num_cubes} cube)")
     data = generate_pretrain_data(cfg, log)
     log(f"      data done in {data['seconds']} s" + (f" (reused: {', '.join(data['reused'])})" if data["reused"] else ""))
-    if cfg.recovery_episodes > 0:
+    if cfg.recovery_episodes > 0 or cfg.nudge_recovery_episodes > 0:
         log(f"      recovery demos: hand-overs from {cfg.init_from}")
         t_rec = time.perf_counter()
         data = {**data, "datasets": data["datasets"] + generate_recovery_data(cfg, log),
@@ -252,6 +259,9 @@ def _checkpoint_readme(cfg: PretrainConfig, info: dict) -> str:
              f"- tiers: {', '.join(tiers)}"]
     if cfg.init_from:
         lines.append(f"- warm-started from `{cfg.init_from}`")
+    if cfg.nudge_recovery_episodes:
+        lines.append(f"- nudge recovery demos: {cfg.nudge_recovery_episodes} hand-overs per arm after the policy pushed "
+                     "the target without holding it")
     if cfg.recovery_episodes:
         lines.append(f"- recovery demos: {cfg.recovery_episodes} DAgger-style hand-overs per arm (a third for the "
                      "humanoid) from the warm-start policy")

@@ -136,28 +136,43 @@ def stage_train_dir(cfg) -> Path:
 
 def generate_recovery_data(cfg, log: Callable[[str], None] = print) -> list[dict]:
     """DAgger-style hand-over demos (``groot_kit.train.recovery``) from the ``init_from`` policy, one
-    dataset per embodiment under ``output_dir/data``. Reused when the policy's weights and the
-    settings are unchanged. -> dataset rows like :func:`generate_pretrain_data`'s."""
+    dataset per embodiment and kind under ``output_dir/data``: ``<robot>_recovery`` (hand-over at a
+    random step, ``cfg.recovery_episodes``) and ``<robot>_recovery_nudge`` (hand-over after the policy
+    pushed the target without holding it, ``cfg.nudge_recovery_episodes``). Each kind is reused when the
+    policy's weights and its settings are unchanged. -> dataset rows like :func:`generate_pretrain_data`'s."""
+    rows = []
+    # (kind, demos per arm, dataset suffix, manifest, seed offset in the robot's block)
+    for trigger, n, suffix, manifest_name, offset in (
+            ("random", cfg.recovery_episodes, "recovery", "recovery_manifest.json", 300_000),
+            ("nudge", cfg.nudge_recovery_episodes, "recovery_nudge", "recovery_nudge_manifest.json", 400_000)):
+        if n > 0:
+            rows += _recovery_kind(cfg, trigger, n, suffix, manifest_name, offset, log)
+    return rows
+
+
+def _recovery_kind(cfg, trigger: str, n_per_arm: int, suffix: str, manifest_name: str, seed_offset: int,
+                   log: Callable[[str], None]) -> list[dict]:
+    """One kind of hand-over demos for every robot that gets them (see :func:`generate_recovery_data`)."""
     from groot_kit.data import EncoderOptions, write_dataset
     from groot_kit.data.sim_data import modality_for
     from groot_kit.embodiment import load_embodiment
     from groot_kit.model.policy import GrootPolicy
     from groot_kit.train.recovery import recovery_episodes
 
-    if cfg.recovery_episodes <= 0:
-        return []
     root = Path(cfg.output_dir) / "data"
     root.mkdir(parents=True, exist_ok=True)
     robots = [e for e in cfg.embodiments if cfg.recovery_embodiments is None or e in cfg.recovery_embodiments]
     key = {"policy_weights": files_digest(Path(cfg.init_from).glob("*.safetensors")), "embodiments": robots,
            "definitions": [_embodiment_digest(load_embodiment(e)) for e in robots], "task": cfg.task,
-           "num_cubes": cfg.num_cubes, "image_size": cfg.image_size, "recovery_episodes": cfg.recovery_episodes,
+           "num_cubes": cfg.num_cubes, "image_size": cfg.image_size, "recovery_episodes": n_per_arm,
            "start_noise": cfg.start_noise, "replan_every": cfg.replan_every, "seed": cfg.seed,
            "encoder_crf": cfg.encoder_crf}
-    manifest = root / "recovery_manifest.json"
+    if trigger != "random":  # keys written before the nudge kind existed stay valid
+        key["trigger"] = trigger
+    manifest = root / manifest_name
     m = _reusable(manifest, key)
     if m is not None:
-        log("  reusing the recovery datasets in " + str(root))
+        log(f"  reusing the {suffix} datasets in {root}")
         return m["datasets"]
     policy = GrootPolicy.from_pretrained(cfg.init_from)
     enc = EncoderOptions(crf=cfg.encoder_crf)
@@ -166,19 +181,20 @@ def generate_recovery_data(cfg, log: Callable[[str], None] = print) -> list[dict
         if emb not in robots:
             continue
         spec = load_embodiment(emb)
-        n = max(1, cfg.recovery_episodes // _episode_scale(spec))
+        n = max(1, n_per_arm // _episode_scale(spec))
         t1 = time.perf_counter()
         st: dict = {}
         eps = recovery_episodes(policy, emb, cfg.task, n, image_size=cfg.image_size,
-                                seed=_scene_seed(cfg, ei) + 300_000, num_cubes=cfg.num_cubes,
-                                start_noise=cfg.start_noise, replan_every=cfg.replan_every, stats=st)
+                                seed=_scene_seed(cfg, ei) + seed_offset, num_cubes=cfg.num_cubes,
+                                start_noise=cfg.start_noise, replan_every=cfg.replan_every, stats=st,
+                                trigger=trigger)
         if not eps:
-            log(f"  {emb}_recovery: no usable hand-over ({st}); skipped")
+            log(f"  {emb}_{suffix}: no usable hand-over ({st}); skipped")
             continue
-        path = write_dataset(eps, root / f"{emb}_recovery", modality_for(spec), **_writer_kwargs(spec, enc))
-        rows.append({"name": f"{emb}_recovery", "path": str(path), "embodiment": emb, "slot": spec.slot_id,
-                     "tier": "synthetic", "role": "train", "source": "policy_handover", "episodes": len(eps),
-                     "frames": int(sum(len(e) for e in eps)), "handover": st,
+        path = write_dataset(eps, root / f"{emb}_{suffix}", modality_for(spec), **_writer_kwargs(spec, enc))
+        rows.append({"name": f"{emb}_{suffix}", "path": str(path), "embodiment": emb, "slot": spec.slot_id,
+                     "tier": "synthetic", "role": "train", "source": "policy_handover", "trigger": trigger,
+                     "episodes": len(eps), "frames": int(sum(len(e) for e in eps)), "handover": st,
                      "seconds": round(time.perf_counter() - t1, 1)})
         log(f"  {rows[-1]['name']}: {len(eps)} episodes, {rows[-1]['frames']} frames from {st['tried']} hand-overs "
             f"({st['policy_succeeded']} scenes already solved by the policy) ({rows[-1]['seconds']} s)")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from groot_kit.recipes.chain import CHAINS, Stage, _config_key, main, plan, recorded_key, run_chain
+from groot_kit.recipes.chain import CHAINS, NOT_SHIPPED, Stage, _config_key, main, plan, recorded_key, run_chain
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -16,16 +16,30 @@ def test_committed_stages_are_the_chain(chain, monkeypatch):
     gives it, warm-started from the stage before (or the committed root); the last stage's checkpoint
     is shipped, the earlier ones are rebuilt by the chain when needed."""
     monkeypatch.chdir(REPO)
-    steps = plan(chain, in_place=True)
+    shipped = chain not in NOT_SHIPPED
+    steps = plan(chain, in_place=shipped)
     prev = None
     for p in steps:
         rec = json.loads((REPO / p.stage.results).read_text())["config"]
         assert recorded_key(rec) == _config_key(p.config), p.stage.name
-        expected_init = prev or p.stage.init_from
-        assert rec["init_from"] == expected_init, (p.stage.name, rec["init_from"])
-        prev = p.stage.checkpoint
-    assert (REPO / steps[-1].stage.checkpoint / "model.safetensors").is_file()
-    assert all(p.done for p in steps)               # so --in-place on this checkout runs nothing
+        if shipped or prev is None:
+            expected_init = prev or p.stage.init_from
+            assert rec["init_from"] == expected_init, (p.stage.name, rec["init_from"])
+        else:   # an unshipped chain's earlier runs may have kept a checkpoint elsewhere under outputs/
+            assert Path(rec["init_from"]).name == Path(prev).name, (p.stage.name, rec["init_from"])
+        prev = p.stage.checkpoint if shipped else p.config.checkpoint_dir
+    if shipped:
+        assert (REPO / steps[-1].stage.checkpoint / "model.safetensors").is_file()
+        assert all(p.done for p in steps)           # so --in-place on this checkout runs nothing
+
+
+def test_unshipped_chain_runs_out_of_place_and_fills_its_workdir():
+    """A chain whose checkpoints are not committed refuses --in-place with the fix, and "{workdir}" in a
+    stage's flags becomes that stage's output folder (the lift chain aggregates round 1's hand-overs)."""
+    with pytest.raises(ValueError, match="without --in-place"):
+        plan("lift_box_gr1", in_place=True)
+    last = plan("lift_box_gr1")[-1].config
+    assert last.aggregate_recovery_from == (last.output_dir,) == ("outputs/chains/lift_box_gr1/lift_gr1",)
 
 
 def test_chain_rejects_bad_stages():

@@ -8,6 +8,7 @@ the previous stage wrote, so a fresh clone needs no folder that only existed on 
 
     python scripts/pretrain_tiny.py --chain pick_place_so100 --threads 2     # about 4.3 h on 2 cores
     python scripts/pretrain_tiny.py --chain pick_place_so100 --dry-run       # the stages' commands
+    python scripts/pretrain_tiny.py --chain lift_box_gr1 --threads 2         # the humanoid lift, about 2 h
 
 A stage whose results file already records the same configuration is skipped, so an interrupted
 chain picks up where it stopped (and a stage cut off mid-training resumes its own trainer
@@ -38,7 +39,8 @@ class Stage:
                      # earlier ones are rebuilt by the chain, their results files are committed)
     init_from: str   # a committed checkpoint (the chain's root) or "@<earlier stage's name>"
     workdir: str     # datasets + training runs, under outputs/; stages naming the same workdir share datasets
-    flags: str       # the recipe flags it ran with, paths left out (the chain sets them)
+    flags: str       # the recipe flags it ran with, paths left out (the chain sets them); "{workdir}" stands
+                     # for the stage's output folder (e.g. to aggregate an earlier round's hand-overs)
     results: str     # its committed results file
 
     @property
@@ -48,6 +50,9 @@ class Stage:
 
 _PICK_DATA = ("--embodiments so100 --task pick_place --num-cubes 3 --targets-per-scene 2 --expert-episodes 600 "
               "--teleop-episodes 100 --video-episodes 0 --eval-episodes 0 --heldout-episodes 2 --video-dir none")
+
+_LIFT_DATA = ("--embodiments gr1_upper --task lift_box --expert-episodes 600 --teleop-episodes 150 --video-episodes 0 "
+              "--eval-episodes 0 --heldout-episodes 2 --video-dir none")
 
 CHAINS: dict[str, tuple[Stage, ...]] = {
     # so100 pick_place with 3 cubes and 2 bins, language-conditioned (issue 14); root: the committed base
@@ -68,7 +73,25 @@ CHAINS: dict[str, tuple[Stage, ...]] = {
               f"{_PICK_DATA} --recovery-episodes 250 --freeze-system2 --train-minutes 45 --learning-rate 2e-4",
               "benchmarks/results/pretrain_pick_place_so100_dagger2.json"),
     ),
+    # gr1_upper lift_box (issue 14): a behaviour-cloning stage on the committed base, then a DAgger round
+    # of random hand-overs and one of nudge hand-overs (with the first round's demos aggregated)
+    "lift_box_gr1": (
+        Stage("tiny_lift_gr1", "data_samples/checkpoints/tiny_base", "lift_gr1",
+              f"{_LIFT_DATA} --train-minutes 40 --learning-rate 3e-4",
+              "benchmarks/results/pretrain_lift_box_gr1.json"),
+        Stage("tiny_lift_gr1_dagger", "@tiny_lift_gr1", "lift_gr1",
+              f"{_LIFT_DATA} --recovery-episodes 90 --train-minutes 20 --learning-rate 2e-4",
+              "benchmarks/results/pretrain_lift_box_gr1_dagger.json"),
+        Stage("tiny_lift_gr1_dagger2", "@tiny_lift_gr1_dagger", "lift_gr1",
+              f"{_LIFT_DATA} --nudge-recovery-episodes 90 --aggregate-recovery-from {{workdir}} "
+              "--train-minutes 20 --learning-rate 2e-4",
+              "benchmarks/results/pretrain_lift_box_gr1_dagger2.json"),
+    ),
 }
+
+# Chains whose checkpoints are not committed (data_samples/ stays under its 20 MiB cap): they run under
+# outputs/chains/<chain>/ only, and their results files record those paths.
+NOT_SHIPPED = frozenset({"lift_box_gr1"})
 
 
 @dataclass(frozen=True)
@@ -104,8 +127,12 @@ def plan(chain: str, in_place: bool = False, stages: tuple[Stage, ...] | None = 
         stages = CHAINS[chain]
     configs: list[PretrainConfig] = []
     written: dict[str, str] = {}
+    if in_place and chain in NOT_SHIPPED:
+        raise ValueError(f"--chain {chain!r}: its checkpoints are not committed (data_samples/ is at its size cap). "
+                         "Fix: run it without --in-place; it writes under outputs/chains/")
     for st in stages:
-        argv = shlex.split(st.flags)
+        paths = stage_paths(chain, st, in_place)
+        argv = shlex.split(st.flags.replace("{workdir}", paths["output_dir"]))
         clash = [a for a in argv if a.lstrip("-").replace("-", "_") in _PATH_FIELDS]
         if clash:
             raise ValueError(f"chain {chain!r}, stage {st.name!r}: its flags give {clash}, which the chain sets "
@@ -118,7 +145,6 @@ def plan(chain: str, in_place: bool = False, stages: tuple[Stage, ...] | None = 
             init = written[prev]
         else:
             init = st.init_from
-        paths = stage_paths(chain, st, in_place)
         full = argv + ["--init-from", init] + [x for k, v in paths.items() for x in ("--" + k.replace("_", "-"), v)]
         cfg = config_from_argv(full)
         cfg = dataclasses.replace(cfg, command="python scripts/pretrain_tiny.py " + shlex.join(full))

@@ -129,6 +129,21 @@ def test_recipe_adds_recovery_datasets_and_reuses_them(tmp_path):
         ("so100_recovery", rec[0]["path"], cfg.output_dir)]
     assert res2["train"]["frames"] == res["train"]["frames"]  # the same demos are in the mixture
 
+    # a later round in the same output_dir: its own datasets, manifest and scenes; round 0's stay as written
+    manifest0 = Path(cfg.output_dir) / "data" / "recovery_manifest.json"
+    before = manifest0.read_text()
+    r2 = PretrainConfig.fast(output_dir=cfg.output_dir, embodiments=("so100",), expert_episodes=3,
+                             teleop_episodes=1, video_episodes=0, max_steps=2, batch_size=4, init_from=str(BASE),
+                             recovery_episodes=2, recovery_round=2, checkpoint_dir=str(tmp_path / "round2"),
+                             aggregate_recovery_from=(str(manifest0), str(manifest0)))
+    res3 = pretrain_tiny(r2, log=lambda s: None)
+    names = [(d["name"], bool(d.get("aggregated_from"))) for d in res3["data"]["datasets"]
+             if d.get("source") == "policy_handover"]
+    assert names == [("so100_recovery_r2", False), ("so100_recovery", True)]  # a manifest named twice counts once
+    assert manifest0.read_text() == before and open_dataset(rec[0]["path"]).num_episodes == 2
+    key2 = json.loads((Path(cfg.output_dir) / "data" / "recovery_manifest_r2.json").read_text())["key"]
+    assert key2["round"] == 2 and "round" not in json.loads(before)["key"]
+
 
 def test_aggregation_skips_a_robot_whose_definition_changed_and_names_a_missing_run(tmp_path):
     import groot_kit.train.pretrain as pt

@@ -89,9 +89,13 @@ class PretrainConfig:
                                         # embodiment (humanoid: a third); needs init_from (train/recovery.py)
     nudge_recovery_episodes: int = 0    # hand-overs at the policy's typical failure instead of a random step:
                                         # after it pushed the target without holding it (train/recovery.py)
+    recovery_round: int = 0             # DAgger round of this run's hand-overs: k >= 1 gives them their own
+                                        # datasets (<robot>_recovery[_nudge]_r<k>), manifest and scenes, so a
+                                        # later round in the same output_dir keeps the earlier ones (0: as first)
     recovery_embodiments: tuple[str, ...] | None = None  # robots that get new hand-over demos (None: all)
-    aggregate_recovery_from: tuple[str, ...] = ()  # earlier runs' output_dirs: their recovery demos join
-                                        # this mixture (DAgger's aggregation), per robot whose definition is unchanged
+    aggregate_recovery_from: tuple[str, ...] = ()  # earlier runs' output_dirs (their random hand-overs) or
+                                        # manifest files (data/recovery*_manifest*.json): those demos join this
+                                        # mixture (DAgger's aggregation), per robot whose definition is unchanged
     hold_seconds: float = 0.0           # expert keeps recording this long after success (0.3 measured worse)
     start_noise: float = 0.3            # joint noise (rad) on the start pose of training demos (eval: 0.02)
     tier_weights: dict = field(default_factory=lambda: {"synthetic": 1.0, "teleop": 0.5, "video": 0.15})
@@ -161,6 +165,9 @@ class PretrainConfig:
         if self.prompt_order not in (None, "image_first", "text_first"):
             raise ValueError(f"PretrainConfig.prompt_order={self.prompt_order!r}: give image_first, text_first "
                              "or leave it unset (None keeps the init_from checkpoint's layout)")
+        if not 0 <= self.recovery_round <= 4:
+            raise ValueError(f"PretrainConfig.recovery_round={self.recovery_round}: give 0 (the first rounds' names) "
+                             "to 4; each round has a block of 20,000 scene seeds")
         if self.recovery_episodes < 0:
             raise ValueError(f"PretrainConfig.recovery_episodes={self.recovery_episodes}: give 0 (off) or more")
         if self.nudge_recovery_episodes < 0:
@@ -202,7 +209,8 @@ def run(cfg: PretrainConfig | None = None, callbacks: list | None = None, log=pr
         log(f"      recovery demos in {data['recovery_seconds']} s")
     if cfg.aggregate_recovery_from:
         log("      recovery demos of earlier rounds (DAgger aggregation)")
-        data = {**data, "datasets": data["datasets"] + earlier_recovery_data(cfg, log)}
+        own = tuple(d["path"] for d in data["datasets"])
+        data = {**data, "datasets": data["datasets"] + earlier_recovery_data(cfg, log, exclude=own)}
     log(f"[2/3] training the tiny policy ({cfg.num_views} views, sub-task co-training {cfg.subtask_loss_weight})")
     policy, history, train_info = train_base(cfg, data, callbacks, log)
     log(f"      {train_info['steps']} steps in {train_info['seconds']} s, final loss {train_info['final_loss']:.4f}")

@@ -138,13 +138,16 @@ def generate_recovery_data(cfg, log: Callable[[str], None] = print) -> list[dict
     """DAgger-style hand-over demos (``groot_kit.train.recovery``) from the ``init_from`` policy, one
     dataset per embodiment and kind under ``output_dir/data``: ``<robot>_recovery`` (hand-over at a
     random step, ``cfg.recovery_episodes``) and ``<robot>_recovery_nudge`` (hand-over after the policy
-    pushed the target without holding it, ``cfg.nudge_recovery_episodes``). Each kind is reused when the
-    policy's weights and its settings are unchanged. -> dataset rows like :func:`generate_pretrain_data`'s."""
+    pushed the target without holding it, ``cfg.nudge_recovery_episodes``), with ``_r<k>`` appended
+    for ``cfg.recovery_round`` k >= 1. Each is reused when the policy's weights and its settings are unchanged. -> dataset rows like :func:`generate_pretrain_data`'s."""
     rows = []
-    # (kind, demos per arm, dataset suffix, manifest, seed offset in the robot's block)
+    k = getattr(cfg, "recovery_round", 0)
+    tag = f"_r{k}" if k else ""  # round 0 keeps the names the first rounds were recorded under
+    # (kind, demos per arm, dataset suffix, manifest, seed offset in the robot's block: a round's own scenes)
     for trigger, n, suffix, manifest_name, offset in (
-            ("random", cfg.recovery_episodes, "recovery", "recovery_manifest.json", 300_000),
-            ("nudge", cfg.nudge_recovery_episodes, "recovery_nudge", "recovery_nudge_manifest.json", 400_000)):
+            ("random", cfg.recovery_episodes, f"recovery{tag}", f"recovery_manifest{tag}.json", 300_000 + 20_000 * k),
+            ("nudge", cfg.nudge_recovery_episodes, f"recovery_nudge{tag}", f"recovery_nudge_manifest{tag}.json",
+             400_000 + 20_000 * k)):
         if n > 0:
             rows += _recovery_kind(cfg, trigger, n, suffix, manifest_name, offset, log)
     return rows
@@ -169,6 +172,8 @@ def _recovery_kind(cfg, trigger: str, n_per_arm: int, suffix: str, manifest_name
            "encoder_crf": cfg.encoder_crf}
     if trigger != "random":  # keys written before the nudge kind existed stay valid
         key["trigger"] = trigger
+    if getattr(cfg, "recovery_round", 0):
+        key["round"] = cfg.recovery_round
     manifest = root / manifest_name
     m = _reusable(manifest, key)
     if m is not None:
@@ -202,26 +207,29 @@ def _recovery_kind(cfg, trigger: str, n_per_arm: int, suffix: str, manifest_name
     return rows
 
 
-def earlier_recovery_data(cfg, log: Callable[[str], None] = print) -> list[dict]:
-    """DAgger's aggregation step: the recovery datasets of earlier recipe runs
-    (``cfg.aggregate_recovery_from``, their ``output_dir``s) join this run's mixture. A robot's
-    datasets are taken only if its definition (MJCF, scene, yaml, modality) is unchanged since they
-    were recorded: demos of another home pose or camera would teach the wrong thing.
+def earlier_recovery_data(cfg, log: Callable[[str], None] = print, exclude: tuple[str, ...] = ()) -> list[dict]:
+    """DAgger's aggregation step: the recovery datasets of earlier recipe runs join this run's mixture.
+    Each entry of ``cfg.aggregate_recovery_from`` is an earlier run's ``output_dir`` (its random
+    hand-overs, ``data/recovery_manifest.json``) or one manifest file of it (e.g. a nudge round's
+    ``data/recovery_nudge_manifest.json``). A dataset is taken once, and not at all if its path
+    is in ``exclude`` (this run's own). A robot's datasets are taken only if its definition (MJCF, scene, yaml, modality) is
+    unchanged since they were recorded: demos of another home pose or camera would teach the wrong thing.
     -> dataset rows like :func:`generate_recovery_data`'s, each with ``aggregated_from``."""
     from groot_kit.embodiment import load_embodiment
 
-    rows = []
+    rows, taken = [], set(exclude)
     for run in cfg.aggregate_recovery_from:
-        manifest = Path(run) / "data" / "recovery_manifest.json"
+        manifest = Path(run) if run.endswith(".json") else Path(run) / "data" / "recovery_manifest.json"
         if not manifest.is_file():
             raise FileNotFoundError(f"PretrainConfig.aggregate_recovery_from: {manifest} does not exist. Fix: give "
                                     "the output_dir of an earlier run that recorded recovery demos "
-                                    "(recovery_episodes > 0), or drop it from the list")
+                                    "(recovery_episodes > 0) or one of its data/recovery*_manifest*.json files, "
+                                    "or drop it from the list")
         m = json.loads(manifest.read_text())
         then = dict(zip(m["key"]["embodiments"], m["key"]["definitions"]))
         for r in m["datasets"]:
             emb = r["embodiment"]
-            if emb not in cfg.embodiments:
+            if emb not in cfg.embodiments or r["path"] in taken:
                 continue
             if then.get(emb) != _embodiment_digest(load_embodiment(emb)):
                 log(f"  {r['name']} from {run}: skipped ({emb}'s definition changed since it was recorded)")
@@ -229,6 +237,7 @@ def earlier_recovery_data(cfg, log: Callable[[str], None] = print) -> list[dict]
             if not Path(r["path"]).exists():
                 raise FileNotFoundError(f"{manifest} lists {r['path']}, which is gone. Fix: re-run that stage's "
                                         "recipe command to rebuild it, or drop the run from aggregate_recovery_from")
+            taken.add(r["path"])
             rows.append({**r, "aggregated_from": str(run)})
             log(f"  {r['name']} from {run}: {r['episodes']} episodes aggregated")
     return rows

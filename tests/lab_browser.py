@@ -84,19 +84,21 @@ def chromium() -> Iterator:
             browser.close()
 
 
-def open_notebook(browser, url: str, name: str, timeout_ms: int = 120_000):
-    """A new page with notebook `name` open in Lab and its kernel idle; every wait has a timeout."""
+def open_notebook(browser, url: str, name: str, timeout_ms: int = 180_000):
+    """A new page with notebook `name` open in Lab and its kernel idle; every wait has a timeout.
+    The waits are generous: on a loaded 2-core machine Lab 4.6 took 30-40 s to activate its plugins
+    and almost a minute to give the notebook a kernel (measured 2026-12-07)."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(timeout_ms)
-    page.goto(f"{url}/lab/tree/{name}?reset", timeout=60_000)   # ?reset: no tabs restored from an earlier page
+    page.goto(f"{url}/lab/tree/{name}?reset", timeout=timeout_ms)   # ?reset: no tabs restored from an earlier page
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                            " && window.jupyterapp.shell.currentWidget.sessionContext"
                            " && window.jupyterapp.shell.currentWidget.sessionContext.session"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel", timeout=60_000)
+                           " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel", timeout=timeout_ms)
     page.wait_for_function("() => { const w = window.jupyterapp.shell.currentWidget;"
                            " const k = w && w.sessionContext && w.sessionContext.session"
                            " && w.sessionContext.session.kernel; return k && k.status === 'idle'"
-                           " && w.context && w.context.path.endsWith(" + repr(name) + "); }", timeout=60_000)
+                           " && w.context && w.context.path.endsWith(" + repr(name) + "); }", timeout=timeout_ms)
     return page
 
 

@@ -35,11 +35,35 @@ def test_committed_stages_are_the_chain(chain, monkeypatch):
 
 def test_unshipped_chain_runs_out_of_place_and_fills_its_workdir():
     """A chain whose checkpoints are not committed refuses --in-place with the fix, and "{workdir}" in a
-    stage's flags becomes that stage's output folder (the lift chain aggregates round 1's hand-overs)."""
+    stage's flags becomes that stage's output folder (the lift chain's DAgger rounds aggregate the earlier
+    rounds' hand-overs; a third round keeps its own under another name)."""
     with pytest.raises(ValueError, match="without --in-place"):
         plan("lift_box_gr1", in_place=True)
-    last = plan("lift_box_gr1")[-1].config
-    assert last.aggregate_recovery_from == (last.output_dir,) == ("outputs/chains/lift_box_gr1/lift_gr1",)
+    cfgs = {p.stage.name: p.config for p in plan("lift_box_gr1")}
+    work = "outputs/chains/lift_box_gr1/lift_gr1"
+    assert cfgs["tiny_lift_gr1_dagger2"].aggregate_recovery_from == (work,)
+    assert cfgs["tiny_lift_gr1_dagger2"].output_dir == work and cfgs["tiny_lift_gr1_dagger2"].recovery_round == 0
+    if "tiny_lift_gr1_dagger3" in cfgs:
+        r3 = cfgs["tiny_lift_gr1_dagger3"]
+        assert r3.aggregate_recovery_from == (work, f"{work}/data/recovery_nudge_manifest.json")
+        assert r3.recovery_round == 3 and r3.output_dir == work
+
+
+@pytest.mark.parametrize("chain", sorted(CHAINS))
+def test_replay_steps_gives_each_stage_its_recorded_step_counts(chain, monkeypatch):
+    """--replay-steps: every stage (and its grounding pretext) trains for the steps its committed record
+    ran, not for a time budget; everything else is the stage's recorded configuration."""
+    monkeypatch.chdir(REPO)
+    for p, r in zip(plan(chain, replay_steps=True), plan(chain)):
+        train = json.loads((REPO / p.stage.results).read_text())["train"]
+        assert (p.config.max_steps, p.config.train_minutes) == (train["steps"], 0.0), p.stage.name
+        assert p.config.grounding_max_steps == (train.get("grounding") or {}).get("steps", 0), p.stage.name
+        same = {k: v for k, v in _config_key(p.config).items() if k not in ("max_steps", "train_minutes",
+                                                                             "grounding_max_steps")}
+        assert same == {k: v for k, v in _config_key(r.config).items() if k in same}
+        assert "--max-steps" in p.config.command and "--train-minutes 40" not in p.config.command
+    with pytest.raises(ValueError, match="--in-place"):
+        plan(chain, in_place=True, replay_steps=True)
 
 
 def test_chain_rejects_bad_stages():

@@ -140,6 +140,9 @@ def test_settings_are_checked():
         PretrainConfig(num_cubes=1, grounding_scenes=100)
     with pytest.raises(ValueError, match="grounding_minutes"):
         PretrainConfig(num_cubes=3, grounding_scenes=100, grounding_minutes=0)
+    assert PretrainConfig(num_cubes=3, grounding_scenes=100, grounding_minutes=0, grounding_max_steps=50)  # steps decide
+    with pytest.raises(ValueError, match="grounding_max_steps=-1"):
+        PretrainConfig(num_cubes=3, grounding_scenes=100, grounding_max_steps=-1)
     with pytest.raises(ValueError, match="GroundingConfig"):
         GroundingConfig(minutes=0, max_steps=0)
     with pytest.raises(ValueError, match="subtask_weight"):

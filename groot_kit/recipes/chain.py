@@ -10,6 +10,10 @@ the previous stage wrote, so a fresh clone needs no folder that only existed on 
     python scripts/pretrain_tiny.py --chain pick_place_so100 --dry-run       # the stages' commands
     python scripts/pretrain_tiny.py --chain lift_box_gr1 --threads 2         # the humanoid lift, about 2 h
 
+Each stage trains for its recorded time budget, so a slower machine trains fewer steps;
+``--replay-steps`` trains each stage for the step count its committed record ran instead (the same
+schedule on any machine, taking as long as that takes there).
+
 A stage whose results file already records the same configuration is skipped, so an interrupted
 chain picks up where it stopped (and a stage cut off mid-training resumes its own trainer
 checkpoint). By default everything goes under ``outputs/chains/<chain>/`` and the committed
@@ -118,9 +122,37 @@ def stage_paths(chain: str, stage: Stage, in_place: bool) -> dict[str, str]:
             "output_dir": f"{root}/{stage.workdir}"}
 
 
-def plan(chain: str, in_place: bool = False, stages: tuple[Stage, ...] | None = None) -> list[StagePlan]:
+def recorded_steps(stage: Stage) -> tuple[int, int]:
+    """The training steps the stage's committed results file records: (action stage, grounding pretext;
+    0 where the stage had no pretext)."""
+    path = Path(stage.results)
+    try:
+        train = json.loads(path.read_text())["train"]
+        return int(train["steps"]), int((train.get("grounding") or {}).get("steps", 0))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"--replay-steps: {path} gives no train.steps for stage {stage.name!r} ({e!r}). Fix: run "
+                         "from the repository root of a full checkout, or drop --replay-steps") from None
+
+
+def _without(argv: list[str], flags: tuple[str, ...]) -> list[str]:
+    """argv with each ``--flag VALUE`` pair of ``flags`` removed."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in flags:
+            skip = True
+        else:
+            out.append(a)
+    return out
+
+
+def plan(chain: str, in_place: bool = False, stages: tuple[Stage, ...] | None = None,
+         replay_steps: bool = False) -> list[StagePlan]:
     """The chain's stages with the configuration each runs with, and which are already done.
-    ``stages`` overrides the registered chain (tests run a minutes-scale chain through the same code)."""
+    ``stages`` overrides the registered chain (tests run a minutes-scale chain through the same code).
+    ``replay_steps``: each stage (and its grounding pretext) trains for the step count its committed
+    record ran instead of its time budget, so a slower or faster machine rebuilds the same schedule (it takes as long as it takes)."""
     if stages is None:
         if chain not in CHAINS:
             raise ValueError(f"--chain {chain!r} is not a known chain. Fix: one of {sorted(CHAINS)}")
@@ -130,6 +162,9 @@ def plan(chain: str, in_place: bool = False, stages: tuple[Stage, ...] | None = 
     if in_place and chain in NOT_SHIPPED:
         raise ValueError(f"--chain {chain!r}: its checkpoints are not committed (data_samples/ is at its size cap). "
                          "Fix: run it without --in-place; it writes under outputs/chains/")
+    if in_place and replay_steps:
+        raise ValueError("--replay-steps with --in-place would overwrite the committed records with other settings. "
+                         "Fix: drop --in-place (replays write under outputs/chains/)")
     for st in stages:
         paths = stage_paths(chain, st, in_place)
         argv = shlex.split(st.flags.replace("{workdir}", paths["output_dir"]))
@@ -137,6 +172,12 @@ def plan(chain: str, in_place: bool = False, stages: tuple[Stage, ...] | None = 
         if clash:
             raise ValueError(f"chain {chain!r}, stage {st.name!r}: its flags give {clash}, which the chain sets "
                              "itself. Fix: drop them from Stage.flags")
+        if replay_steps:
+            steps, grounding_steps = recorded_steps(st)
+            argv = _without(argv, ("--train-minutes", "--max-steps", "--grounding-max-steps")) + [
+                "--max-steps", str(steps), "--train-minutes", "0"]
+            if grounding_steps:
+                argv += ["--grounding-max-steps", str(grounding_steps)]
         if st.init_from.startswith("@"):
             prev = st.init_from[1:]
             if prev not in written:
@@ -180,10 +221,10 @@ def recorded_key(recorded: dict) -> dict:
 
 
 def run_chain(chain: str, in_place: bool = False, dry_run: bool = False, stages: tuple[Stage, ...] | None = None,
-              log: Callable[[str], None] = print) -> list[dict]:
+              log: Callable[[str], None] = print, replay_steps: bool = False) -> list[dict]:
     """Run the chain's stages in order, skipping those already done. -> one row per stage."""
     rows = []
-    steps = plan(chain, in_place, stages)
+    steps = plan(chain, in_place, stages, replay_steps=replay_steps)
     upstream_ran = False
     for i, p in enumerate(steps, 1):
         head = f"[chain {chain} {i}/{len(steps)}] {p.stage.name}"
@@ -215,20 +256,22 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--in-place", action="store_true", help="with --chain: write the committed checkpoints and "
                    "results files (default: outputs/chains/<chain>/)")
     g.add_argument("--dry-run", action="store_true", help="with --chain: print the stages' commands, run nothing")
+    g.add_argument("--replay-steps", action="store_true", help="with --chain: train each stage for the steps its "
+                   "committed record ran, not for its time budget (the same schedule on a slower or faster machine)")
     a = p.parse_args(argv)
     if a.chain is None:
-        if a.in_place or a.dry_run:
-            p.error("--in-place and --dry-run go with --chain NAME")
+        if a.in_place or a.dry_run or a.replay_steps:
+            p.error("--in-place, --dry-run and --replay-steps go with --chain NAME")
         from groot_kit.recipes.pretrain import main as run_once
         return run_once(argv)
-    extra = [k for k, v in vars(a).items() if k not in ("chain", "in_place", "dry_run", "threads")
+    extra = [k for k, v in vars(a).items() if k not in ("chain", "in_place", "dry_run", "replay_steps", "threads")
              and p.get_default(k) != v]
     if extra:
         p.error(f"--chain runs each stage with its recorded flags; drop {['--' + k.replace('_', '-') for k in extra]}")
     import torch
     torch.set_num_threads(a.threads)
     try:
-        rows = run_chain(a.chain, in_place=a.in_place, dry_run=a.dry_run)
+        rows = run_chain(a.chain, in_place=a.in_place, dry_run=a.dry_run, replay_steps=a.replay_steps)
     except ValueError as e:
         p.error(str(e))
     print("chain: " + ", ".join(f"{r['stage']} ({'ran' if r['ran'] else 'skipped'})" for r in rows))

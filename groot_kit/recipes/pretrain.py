@@ -108,6 +108,8 @@ class PretrainConfig:
                                         # multi-cube first frames per embodiment, each cube named in turn,
                                         # "where is the named cube?" (groot_kit.train.grounding; 0 = off)
     grounding_minutes: float = 15.0     # time budget of the grounding pretext
+    grounding_max_steps: int = 0        # > 0: the pretext runs exactly this many steps, not its time budget
+                                        # (a chain's --replay-steps: the same pretext on any machine)
     grounding_subtask_weight: float = 0.0  # the pretext also co-trains System 2's sub-task text on demo
                                         # frames (weight of that loss; 0 = off). With freeze_system2 this
                                         # is where System 2 learns to name the sub-task
@@ -159,9 +161,12 @@ class PretrainConfig:
         if self.grounding_subtask_weight < 0 or (self.grounding_subtask_weight > 0 and self.grounding_scenes == 0):
             raise ValueError(f"PretrainConfig.grounding_subtask_weight={self.grounding_subtask_weight}: it weighs a loss "
                              "of the grounding pretext; give a value >= 0 and grounding_scenes > 0")
-        if self.grounding_scenes > 0 and self.grounding_minutes <= 0:
+        if self.grounding_max_steps < 0:
+            raise ValueError(f"PretrainConfig.grounding_max_steps={self.grounding_max_steps}: give 0 (the time budget "
+                             "decides) or a step count")
+        if self.grounding_scenes > 0 and self.grounding_minutes <= 0 and self.grounding_max_steps == 0:
             raise ValueError(f"PretrainConfig.grounding_minutes={self.grounding_minutes}: give a positive time budget "
-                             "for the grounding pretext (or grounding_scenes=0 to skip it)")
+                             "for the grounding pretext, or grounding_max_steps > 0 (or grounding_scenes=0 to skip it)")
         if self.prompt_order not in (None, "image_first", "text_first"):
             raise ValueError(f"PretrainConfig.prompt_order={self.prompt_order!r}: give image_first, text_first "
                              "or leave it unset (None keeps the init_from checkpoint's layout)")

@@ -362,7 +362,9 @@ def ground_system2(policy, cfg, log=print, mixture=None) -> dict:
     render_s = round(time.perf_counter() - t0, 1)
     log(f"  grounding scenes rendered in {render_s} s")
     sub_w = getattr(cfg, "grounding_subtask_weight", 0.0)
-    gcfg = GroundingConfig(minutes=cfg.grounding_minutes, seed=cfg.seed, subtask_weight=sub_w)
+    fixed = getattr(cfg, "grounding_max_steps", 0)
+    budget = dict(minutes=0.0, max_steps=fixed) if fixed > 0 else dict(minutes=cfg.grounding_minutes)
+    gcfg = GroundingConfig(**budget, seed=cfg.seed, subtask_weight=sub_w)
     _, info = train_grounding(policy, train, val, gcfg, log, subtask_data=mixture if sub_w > 0 else None)
     return {**info, "render_seconds": render_s}
 

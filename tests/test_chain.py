@@ -35,18 +35,14 @@ def test_committed_stages_are_the_chain(chain, monkeypatch):
 
 def test_unshipped_chain_runs_out_of_place_and_fills_its_workdir():
     """A chain whose checkpoints are not committed refuses --in-place with the fix, and "{workdir}" in a
-    stage's flags becomes that stage's output folder (the lift chain's DAgger rounds aggregate the earlier
-    rounds' hand-overs; a third round keeps its own under another name)."""
+    stage's flags becomes that stage's output folder (the lift chain's second DAgger round aggregates the
+    first round's hand-overs)."""
     with pytest.raises(ValueError, match="without --in-place"):
         plan("lift_box_gr1", in_place=True)
     cfgs = {p.stage.name: p.config for p in plan("lift_box_gr1")}
     work = "outputs/chains/lift_box_gr1/lift_gr1"
     assert cfgs["tiny_lift_gr1_dagger2"].aggregate_recovery_from == (work,)
     assert cfgs["tiny_lift_gr1_dagger2"].output_dir == work and cfgs["tiny_lift_gr1_dagger2"].recovery_round == 0
-    if "tiny_lift_gr1_dagger3" in cfgs:
-        r3 = cfgs["tiny_lift_gr1_dagger3"]
-        assert r3.aggregate_recovery_from == (work, f"{work}/data/recovery_nudge_manifest.json")
-        assert r3.recovery_round == 3 and r3.output_dir == work
 
 
 @pytest.mark.parametrize("chain", sorted(CHAINS))

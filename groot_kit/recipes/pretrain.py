@@ -61,8 +61,8 @@ from pathlib import Path
 
 import numpy as np
 
-from groot_kit.train.pretrain import (earlier_recovery_data, generate_pretrain_data, generate_recovery_data,
-                                      train_base)
+from groot_kit.train.pretrain import (MAX_RECOVERY_ROUND, ROUND_SEED_BLOCK, earlier_recovery_data,
+                                      generate_pretrain_data, generate_recovery_data, train_base)
 
 DEFAULT_EMBODIMENTS = ("so100", "panda7", "gr1_upper")
 CHECKPOINT_DIR = Path("data_samples/checkpoints/tiny_base")
@@ -170,9 +170,9 @@ class PretrainConfig:
         if self.prompt_order not in (None, "image_first", "text_first"):
             raise ValueError(f"PretrainConfig.prompt_order={self.prompt_order!r}: give image_first, text_first "
                              "or leave it unset (None keeps the init_from checkpoint's layout)")
-        if not 0 <= self.recovery_round <= 4:
+        if not 0 <= self.recovery_round <= MAX_RECOVERY_ROUND:
             raise ValueError(f"PretrainConfig.recovery_round={self.recovery_round}: give 0 (the first rounds' names) "
-                             "to 4; each round has a block of 20,000 scene seeds")
+                             f"to {MAX_RECOVERY_ROUND}; each round has a block of {ROUND_SEED_BLOCK:,} scene seeds")
         if self.recovery_episodes < 0:
             raise ValueError(f"PretrainConfig.recovery_episodes={self.recovery_episodes}: give 0 (off) or more")
         if self.nudge_recovery_episodes < 0:

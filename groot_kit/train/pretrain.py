@@ -48,6 +48,12 @@ def _episode_scale(spec) -> int:
     return 3 if spec.control_hz > 60 else 1
 
 
+# Scene seeds of one DAgger round's hand-overs (PretrainConfig.recovery_round) inside a kind's block of
+# 100,000: rounds 0..MAX_RECOVERY_ROUND fit before the next tier's block.
+ROUND_SEED_BLOCK = 20_000
+MAX_RECOVERY_ROUND = 4
+
+
 def _scene_seed(cfg, embodiment_index: int) -> int:
     """First scene seed of an embodiment; tiers add fixed offsets, so no two datasets share a scene."""
     return cfg.seed + 1_000_000 * (embodiment_index + 1)
@@ -139,15 +145,16 @@ def generate_recovery_data(cfg, log: Callable[[str], None] = print) -> list[dict
     dataset per embodiment and kind under ``output_dir/data``: ``<robot>_recovery`` (hand-over at a
     random step, ``cfg.recovery_episodes``) and ``<robot>_recovery_nudge`` (hand-over after the policy
     pushed the target without holding it, ``cfg.nudge_recovery_episodes``), with ``_r<k>`` appended
-    for ``cfg.recovery_round`` k >= 1. Each is reused when the policy's weights and its settings are unchanged. -> dataset rows like :func:`generate_pretrain_data`'s."""
+    for ``cfg.recovery_round`` k >= 1. Each is reused when the policy's weights and its settings are
+    unchanged. -> dataset rows like :func:`generate_pretrain_data`'s."""
     rows = []
-    k = getattr(cfg, "recovery_round", 0)
+    k = cfg.recovery_round
     tag = f"_r{k}" if k else ""  # round 0 keeps the names the first rounds were recorded under
     # (kind, demos per arm, dataset suffix, manifest, seed offset in the robot's block: a round's own scenes)
     for trigger, n, suffix, manifest_name, offset in (
-            ("random", cfg.recovery_episodes, f"recovery{tag}", f"recovery_manifest{tag}.json", 300_000 + 20_000 * k),
+            ("random", cfg.recovery_episodes, f"recovery{tag}", f"recovery_manifest{tag}.json", 300_000 + ROUND_SEED_BLOCK * k),
             ("nudge", cfg.nudge_recovery_episodes, f"recovery_nudge{tag}", f"recovery_nudge_manifest{tag}.json",
-             400_000 + 20_000 * k)):
+             400_000 + ROUND_SEED_BLOCK * k)):
         if n > 0:
             rows += _recovery_kind(cfg, trigger, n, suffix, manifest_name, offset, log)
     return rows
@@ -172,7 +179,7 @@ def _recovery_kind(cfg, trigger: str, n_per_arm: int, suffix: str, manifest_name
            "encoder_crf": cfg.encoder_crf}
     if trigger != "random":  # keys written before the nudge kind existed stay valid
         key["trigger"] = trigger
-    if getattr(cfg, "recovery_round", 0):
+    if cfg.recovery_round:
         key["round"] = cfg.recovery_round
     manifest = root / manifest_name
     m = _reusable(manifest, key)
@@ -212,8 +219,9 @@ def earlier_recovery_data(cfg, log: Callable[[str], None] = print, exclude: tupl
     Each entry of ``cfg.aggregate_recovery_from`` is an earlier run's ``output_dir`` (its random
     hand-overs, ``data/recovery_manifest.json``) or one manifest file of it (e.g. a nudge round's
     ``data/recovery_nudge_manifest.json``). A dataset is taken once, and not at all if its path
-    is in ``exclude`` (this run's own). A robot's datasets are taken only if its definition (MJCF, scene, yaml, modality) is
-    unchanged since they were recorded: demos of another home pose or camera would teach the wrong thing.
+    is in ``exclude`` (this run's own). A robot's datasets are taken only if its definition (MJCF,
+    scene, yaml, modality) is unchanged since they were recorded: demos of another home pose or
+    camera would teach the wrong thing.
     -> dataset rows like :func:`generate_recovery_data`'s, each with ``aggregated_from``."""
     from groot_kit.embodiment import load_embodiment
 
@@ -362,7 +370,7 @@ def ground_system2(policy, cfg, log=print, mixture=None) -> dict:
     render_s = round(time.perf_counter() - t0, 1)
     log(f"  grounding scenes rendered in {render_s} s")
     sub_w = getattr(cfg, "grounding_subtask_weight", 0.0)
-    fixed = getattr(cfg, "grounding_max_steps", 0)
+    fixed = cfg.grounding_max_steps
     budget = dict(minutes=0.0, max_steps=fixed) if fixed > 0 else dict(minutes=cfg.grounding_minutes)
     gcfg = GroundingConfig(**budget, seed=cfg.seed, subtask_weight=sub_w)
     _, info = train_grounding(policy, train, val, gcfg, log, subtask_data=mixture if sub_w > 0 else None)

@@ -30,6 +30,23 @@ def test_time_budget_caps_steps():
     assert 115 <= c.max_steps <= 121
 
 
+def test_time_budget_waits_for_the_sample_cache_before_fixing_max_steps():
+    class C:
+        max_steps = 10_000
+    c, lines = C(), []
+    tb = TimeBudget(c, minutes=10.0, log=lines.append)
+    tb.t0 -= 0.7 * 600                   # 70% of the budget gone, but a third of the reads still decode
+    tb(420, {"steps_per_s": 1.0, "cache_miss": 0.33})
+    assert not tb.done and 420 + 178 <= c.max_steps <= 420 + 180
+    tb(430, {"steps_per_s": 2.0, "cache_miss": 0.02})   # cached now: the fast rate fixes the count
+    assert tb.done and 430 + 356 <= c.max_steps <= 430 + 360 and "70% of it gone" in lines[-1]
+    c2 = C()
+    late = TimeBudget(c2, minutes=10.0, log=lines.append)
+    late.t0 -= 0.95 * 600                # still missing at 95%: freeze anyway (freeze_by=0.9)
+    late(500, {"steps_per_s": 1.0, "cache_miss": 0.5})
+    assert late.done and "cache still filling" in lines[-1]
+
+
 @pytest.mark.slow
 def test_recipe_end_to_end_tiny_budget(tmp_path):
     res = pretrain_tiny(PretrainConfig.fast(output_dir=str(tmp_path / "pt"), embodiments=("so100",), expert_episodes=3,

@@ -57,6 +57,20 @@ def test_trainer_respects_tune_flags_and_writes_checkpoints(toy_dataset, tmp_pat
     assert saved.get_processor("toy").embodiment_id == 2
     # warm-up then cosine decay
     assert history[0]["lr"] > history[-1]["lr"]
+    # rows report the share of reads that missed the sample cache (the time budget waits for it to fill)
+    assert history[0]["cache_miss"] > 0.5
+
+
+def test_rows_report_cache_misses_falling_to_zero_once_every_sample_is_decoded(toy_dataset, tmp_path):
+    from groot_kit.train.run import build_datasets
+    policy = GrootPolicy("tiny")
+    ds = build_datasets([str(toy_dataset)], policy)
+    steps = -(-3 * len(ds) // 4)          # three passes over the data at batch 4
+    cfg = TrainConfig(output_dir=str(tmp_path / "run"), max_steps=steps, batch_size=4, save_every=10_000,
+                      log_every=1, progress=False)
+    history = Trainer(policy, ds, cfg).train()
+    misses = [h["cache_miss"] for h in history]
+    assert misses[0] == 1.0 and misses[-1] == 0.0
 
 
 # The killed run SIGKILLs itself right after logging step 8 (3 steps past the step-5 checkpoint):

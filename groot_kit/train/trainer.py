@@ -151,16 +151,20 @@ class ResumableSampler(torch.utils.data.Sampler[int]):
 
 
 class CachedDataset(torch.utils.data.Dataset):
-    """Keeps each decoded sample in RAM after its first read (images stored as uint8)."""
+    """Keeps each decoded sample in RAM after its first read (images stored as uint8). Counts reads
+    and misses (in the process that reads: with DataLoader workers each worker has its own cache)."""
 
     def __init__(self, base):
         self.base, self.cache = base, {}
+        self.reads = self.misses = 0
 
     def __len__(self) -> int:
         return len(self.base)
 
     def __getitem__(self, i: int):
+        self.reads += 1
         if i not in self.cache:
+            self.misses += 1
             s = dict(self.base[i])
             s["pixel_values"] = (s["pixel_values"].clamp(0, 1) * 255).round().to(torch.uint8)
             self.cache[i] = s
@@ -360,6 +364,9 @@ class Trainer:
         self.model.train()
         it = iter(loader)
         t_last, window = time.perf_counter(), []
+        # cache misses per logged row, for the time budget (only visible when the loader reads in this process)
+        cached = self.dataset if isinstance(self.dataset, CachedDataset) and cfg.num_workers == 0 else None
+        reads_last = (cached.reads, cached.misses) if cached is not None else None
         while self.step < cfg.max_steps:
             batch = _to_device(next(it), acc.device)
             if (cfg.image_shift or cfg.color_jitter) and "pixel_values" in batch:
@@ -380,6 +387,10 @@ class Trainer:
                 now = time.perf_counter()
                 row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0], "grad_norm": float(grad_norm),
                        "steps_per_s": len(window) / max(now - t_last, 1e-9)}
+                if cached is not None:
+                    reads, misses = cached.reads - reads_last[0], cached.misses - reads_last[1]
+                    row["cache_miss"] = misses / max(reads, 1)
+                    reads_last = (cached.reads, cached.misses)
                 for k in window[0]:
                     row[k] = float(np.mean([w[k] for w in window]))
                 row = _mean_across_ranks(acc, row)

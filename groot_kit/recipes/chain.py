@@ -58,6 +58,8 @@ _PICK_DATA = ("--embodiments so100 --task pick_place --num-cubes 3 --targets-per
 _LIFT_DATA = ("--embodiments gr1_upper --task lift_box --expert-episodes 600 --teleop-episodes 150 --video-episodes 0 "
               "--eval-episodes 0 --heldout-episodes 2 --video-dir none")
 
+_PICK_DATA_PANDA7 = _PICK_DATA.replace("--embodiments so100", "--embodiments panda7")
+
 CHAINS: dict[str, tuple[Stage, ...]] = {
     # so100 pick_place with 3 cubes and 2 bins, language-conditioned (issue 14); root: the committed base
     "pick_place_so100": (
@@ -91,11 +93,20 @@ CHAINS: dict[str, tuple[Stage, ...]] = {
               "--train-minutes 20 --learning-rate 2e-4",
               "benchmarks/results/pretrain_lift_box_gr1_dagger2.json"),
     ),
+    # panda7 pick_place (issue 14): the cross-embodiment route. The shipped so100 pick_place checkpoint
+    # (System 2 grounded on colours and sub-tasks, System 1 knows the task) is fine-tuned on the 7-DOF
+    # arm's demos: a short grounding pass on its camera views, then the action stage with System 2 frozen
+    "pick_place_panda7": (
+        Stage("tiny_pick_panda7", "data_samples/checkpoints/tiny_pick_so100_dagger2", "pp_panda7",
+              f"{_PICK_DATA_PANDA7} --grounding-scenes 20000 --grounding-minutes 10 --grounding-subtask-weight 0.5 "
+              "--freeze-system2 --train-minutes 50 --learning-rate 3e-4",
+              "benchmarks/results/pretrain_pick_place_panda7.json"),
+    ),
 }
 
 # Chains whose checkpoints are not committed (data_samples/ stays under its 20 MiB cap): they run under
 # outputs/chains/<chain>/ only, and their results files record those paths.
-NOT_SHIPPED = frozenset({"lift_box_gr1"})
+NOT_SHIPPED = frozenset({"lift_box_gr1", "pick_place_panda7"})
 
 
 @dataclass(frozen=True)

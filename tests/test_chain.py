@@ -96,3 +96,14 @@ def test_chain_runs_stages_in_order_then_skips_and_reruns_what_changed(tmp_path,
     # a shipped chain keeps only its last checkpoint: the earlier stage's results still count, nothing runs
     shutil.rmtree("outputs/chains/t/checkpoints/a")
     assert [r["ran"] for r in run_chain("t", stages=changed, log=logs.append)] == [False, False]
+
+
+def test_dry_run_prints_every_stage_command_and_runs_nothing(tmp_path, monkeypatch, capsys):
+    from groot_kit.recipes.chain import main
+    monkeypatch.chdir(tmp_path)                     # a fresh clone's state: no stage done yet
+    assert main(["--chain", "lift_box_gr1", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("python scripts/pretrain_tiny.py ") == 3 and "--init-from data_samples/checkpoints/tiny_base" in out
+    assert out.strip().endswith("tiny_lift_gr1 (would run), tiny_lift_gr1_dagger (would run), "
+                                "tiny_lift_gr1_dagger2 (would run)")
+    assert not (tmp_path / "outputs").exists()

@@ -242,7 +242,7 @@ def run_chain(chain: str, in_place: bool = False, dry_run: bool = False, stages:
         log(f"{head}: done already ({p.config.results_file} records this configuration), skipped" if p.done
             else f"{head}: {p.config.command}")
         if p.done or dry_run:
-            rows.append({"stage": p.stage.name, "ran": False, "checkpoint": p.config.checkpoint_dir})
+            rows.append({"stage": p.stage.name, "ran": False, "done": p.done, "checkpoint": p.config.checkpoint_dir})
             continue
         train_dir = stage_train_dir(p.config)
         if train_dir.exists() and (upstream_ran or Path(p.config.results_file).exists()):
@@ -252,7 +252,7 @@ def run_chain(chain: str, in_place: bool = False, dry_run: bool = False, stages:
             shutil.rmtree(train_dir)
         res = run(p.config, log=log)
         upstream_ran = True
-        rows.append({"stage": p.stage.name, "ran": True, "checkpoint": p.config.checkpoint_dir,
+        rows.append({"stage": p.stage.name, "ran": True, "done": True, "checkpoint": p.config.checkpoint_dir,
                      "seconds": res["total_seconds"]})
     return rows
 
@@ -285,5 +285,6 @@ def main(argv: list[str] | None = None) -> int:
         rows = run_chain(a.chain, in_place=a.in_place, dry_run=a.dry_run, replay_steps=a.replay_steps)
     except ValueError as e:
         p.error(str(e))
-    print("chain: " + ", ".join(f"{r['stage']} ({'ran' if r['ran'] else 'skipped'})" for r in rows))
+    state = {(True, True): "ran", (False, True): "done already, skipped", (False, False): "would run"}
+    print("chain: " + ", ".join(f"{r['stage']} ({state[r['ran'], r['done']]})" for r in rows))
     return 0

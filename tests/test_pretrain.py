@@ -74,7 +74,13 @@ def test_recipe_end_to_end_tiny_budget(tmp_path):
     assert res["train"]["trainable"]["tune_diffusion_model"] > 0 and saved["train"]["grounding"]["steps"] == 2
 
     # a chained stage in the same output_dir reuses the datasets and trains in its own folder
-    # (the first stage's final trainer checkpoint there would otherwise be refused as another run's)
+    # (the first stage's final trainer checkpoint there would otherwise be refused as another run's).
+    # The warm start also carries panda7 (tiny_base's processor): a stage training so100 only keeps it
+    norm_file = tmp_path / "ck" / "normalization.json"
+    norm = json.loads(norm_file.read_text())
+    base_procs = json.loads((REPO / "data_samples/checkpoints/tiny_base/normalization.json").read_text())["processors"]
+    norm["processors"]["panda7"] = base_procs["panda7"]
+    norm_file.write_text(json.dumps(norm))
     logs: list[str] = []
     res2 = pretrain_tiny(PretrainConfig.fast(output_dir=str(tmp_path / "pt"), embodiments=("so100",), expert_episodes=3,
                                              teleop_episodes=1, video_episodes=2, max_steps=3, batch_size=4,
@@ -83,7 +89,10 @@ def test_recipe_end_to_end_tiny_budget(tmp_path):
                          log=logs.append)
     assert any("reusing its datasets" in s for s in logs) and res2["train"]["steps"] == 3
     assert sorted(p.name for p in (tmp_path / "pt" / "train").iterdir()) == ["ck", "ck2"]
-    assert GrootPolicy.from_pretrained(tmp_path / "ck2").config.vlm.prompt_order == "text_first"
+    ck2 = GrootPolicy.from_pretrained(tmp_path / "ck2")
+    assert ck2.config.vlm.prompt_order == "text_first"
+    procs2 = ck2.normalization["processors"]
+    assert procs2["panda7"] == base_procs["panda7"] and procs2["so100"] != base_procs["so100"]
 
 
 @pytest.mark.skipif(not (REPO / "benchmarks/results/pretrain_tiny.json").exists(), reason="recipe not run yet")

@@ -310,7 +310,11 @@ def train_base(cfg, data: dict, callbacks: list | None = None, log=print):
     torch.manual_seed(cfg.seed)
     if cfg.init_from:
         policy = GrootPolicy.from_pretrained(cfg.init_from)
-        policy.normalization = {}  # processors (stats) are rebuilt from this run's data below
+        # the robots this run trains get processors (stats) rebuilt from its data below; the others keep
+        # the warm start's, since their encoders and decoders are still in the weights and can be evaluated
+        trained = {r["embodiment"] for r in data["datasets"] if r["role"] == "train"}
+        kept = {k: v for k, v in policy.normalization.get("processors", {}).items() if k not in trained}
+        policy.normalization = {"processors": kept} if kept else {}
         if cfg.prompt_order and cfg.prompt_order != policy.config.vlm.prompt_order:
             # same weights, new layout: the LM learns to use the instruction from image tokens from here
             log(f"  prompt layout {policy.config.vlm.prompt_order} -> {cfg.prompt_order}")

@@ -95,12 +95,16 @@ CHAINS: dict[str, tuple[Stage, ...]] = {
     ),
     # panda7 pick_place (issue 14): the cross-embodiment route. The shipped so100 pick_place checkpoint
     # (System 2 grounded on colours and sub-tasks, System 1 knows the task) is fine-tuned on the 7-DOF
-    # arm's demos: a short grounding pass on its camera views, then the action stage with System 2 frozen
+    # arm's demos: a short grounding pass on its camera views, then the action stage with System 2 frozen;
+    # then one DAgger round (random hand-overs, as the so100 chain's first round)
     "pick_place_panda7": (
         Stage("tiny_pick_panda7", "data_samples/checkpoints/tiny_pick_so100_dagger2", "pp_panda7",
               f"{_PICK_DATA_PANDA7} --grounding-scenes 20000 --grounding-minutes 10 --grounding-subtask-weight 0.5 "
               "--freeze-system2 --train-minutes 50 --learning-rate 3e-4",
               "benchmarks/results/pretrain_pick_place_panda7.json"),
+        Stage("tiny_pick_panda7_dagger", "@tiny_pick_panda7", "pp_panda7",
+              f"{_PICK_DATA_PANDA7} --recovery-episodes 200 --freeze-system2 --train-minutes 30 --learning-rate 2e-4",
+              "benchmarks/results/pretrain_pick_place_panda7_dagger.json"),
     ),
 }
 

@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
                 for k, v in r["conditions"].items()) + f" ({r['seconds']} s)", flush=True)
             ends = r["conditions"]["as_given"]["failures_by_end_phase"]
             print(f"  as given, failed episodes by the sub-task they ended in: {ends or 'none'}", flush=True)
+            pc = r["paired"]["as_given_vs_swapped"]
+            print(f"  same scenes, as given vs re-pointed: both {pc['both']}, only as given {pc['only_first']}, "
+                  f"only re-pointed {pc['only_second']}, neither {pc['neither']} (McNemar p = {pc['mcnemar_p']:.3f})",
+                  flush=True)
         if a.goal_probe_scenes > 0 and hasattr(policy, "goal_head"):
             g = r["goal_probe"] = goal_probe(policy, emb, a.task, a.goal_probe_scenes, seed=a.seed, num_cubes=a.num_cubes)
             print(f"{emb} goal probe ({g['n_scenes']} scenes x {a.num_cubes} demos): own goal nearest "

@@ -150,8 +150,27 @@ def test_language_ablation_reports_three_conditions_and_confusion(so100_policy):
         assert sum(c["failures_by_end_phase"].values()) == 2 - c["successes"]    # 6 steps: nothing finishes
         assert set(c["failures_by_end_phase"]) <= {"reach", "grasp"}
         assert sum(sum(r.values()) for r in res["confusion"][name].values()) == 2
+        assert [e["seed"] for e in c["episodes"]] == [100_000, 100_001]          # the same scenes in each condition
+        assert sum(e["success"] for e in c["episodes"]) == c["successes"]
+        assert sum(e["named"] == e["chosen"] for e in c["episodes"]) == c["named_cube"]
+    pc = res["paired"]["as_given_vs_swapped"]
+    assert pc["both"] + pc["only_first"] + pc["only_second"] + pc["neither"] == 2
     with pytest.raises(ValueError, match="num_cubes >= 2"):
         language_ablation(so100_policy, "so100", num_cubes=1)
+
+
+def test_paired_comparison_counts_discordant_scenes_and_gives_the_exact_mcnemar_p():
+    from groot_kit.eval.language import paired_comparison
+    rows = lambda wins: [{"seed": i, "success": w} for i, w in enumerate(wins)]
+    a = rows([True] * 3 + [False] * 10 + [True] * 5 + [False] * 2)
+    b = rows([True] * 3 + [True] * 10 + [False] * 5 + [False] * 2)
+    pc = paired_comparison(a, b)
+    assert (pc["both"], pc["only_first"], pc["only_second"], pc["neither"]) == (3, 5, 10, 2)
+    assert pc["mcnemar_p"] == pytest.approx(2 * sum(math.comb(15, i) for i in range(6)) / 2 ** 15)   # 0.302
+    assert paired_comparison(a, a)["mcnemar_p"] == 1.0
+    assert paired_comparison(rows([True] * 12), rows([False] * 12))["mcnemar_p"] == pytest.approx(2 / 2 ** 12)
+    with pytest.raises(ValueError, match="same scene seeds"):
+        paired_comparison(a, b[:-1])
 
 
 def test_subtask_accuracy_scores_system2_against_the_expert_labels(so100_policy):

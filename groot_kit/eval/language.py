@@ -13,9 +13,13 @@ The same scenes run three times:
 For each episode the probe records which cube the robot went for (reach: the cube under the end
 effector at the end; pick_place: the cube moved farthest), so a confusion table of named vs chosen
 cube follows, and "named_cube_rate" is how often it went for the one the instruction names.
+Each condition keeps its episodes (seed, success, named and chosen cube, where the named cube
+started, the end phase), and "paired" compares as_given with swapped scene by scene (the same
+scenes, so an exact McNemar test on the scenes where only one of them succeeded).
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
@@ -43,8 +47,9 @@ def _probe(env) -> dict:
     named = int(env.target["cube"].removeprefix("cube"))
     got = chosen_cube(env)
     cols = env.scene["cube_colors"]
+    xy = env.scene["cube_xy"][named]
     return {"named": named, "chosen": got, "named_color": cols[named], "chosen_color": cols[got],
-            "end_phase": env.oracle_subtask()}
+            "named_start_xy": [round(float(xy[0]), 4), round(float(xy[1]), 4)], "end_phase": env.oracle_subtask()}
 
 
 def swap_target(env) -> None:
@@ -62,9 +67,27 @@ def _summary(r: dict) -> dict[str, Any]:
     # where the failures stopped: the sub-task the world state shows at the episode's end
     failed_in = dict(Counter(e["probe"]["end_phase"] for e in r["episodes"] if not e["success"]))
     n = r["n_episodes"]
+    episodes = [{"seed": e["seed"], "success": e["success"], "steps": e["steps"],
+                 **{k: e["probe"][k] for k in ("named", "chosen", "named_start_xy", "end_phase")}} for e in r["episodes"]]
     return {"successes": r["successes"], "n": n, "success_rate": r["success_rate"], "ci95": r["ci95"],
             "named_cube": named, "named_cube_rate": named / max(1, n), "named_cube_ci95": wilson_interval(named, n),
-            "failures_by_end_phase": failed_in, "confusion": conf}
+            "failures_by_end_phase": failed_in, "confusion": conf, "episodes": episodes}
+
+
+def paired_comparison(a: list[dict], b: list[dict]) -> dict[str, Any]:
+    """Two conditions on the same scenes (episode rows with "seed" and "success"): how many scenes
+    both solved, only one, neither, and the exact two-sided McNemar p-value (binomial on the
+    discordant scenes): a small p says the difference is not the luck of which scenes were drawn."""
+    sb = {e["seed"]: e["success"] for e in b}
+    if sorted(sb) != sorted(e["seed"] for e in a):
+        raise ValueError("paired_comparison needs both conditions on the same scene seeds")
+    both = sum(e["success"] and sb[e["seed"]] for e in a)
+    only_a = sum(e["success"] and not sb[e["seed"]] for e in a)
+    only_b = sum(sb[e["seed"]] and not e["success"] for e in a)
+    k, m = min(only_a, only_b), only_a + only_b
+    p = min(1.0, 2 * sum(math.comb(m, i) for i in range(k + 1)) / 2 ** m) if m else 1.0
+    return {"both": both, "only_first": only_a, "only_second": only_b, "neither": len(a) - both - only_a - only_b,
+            "mcnemar_p": p}
 
 
 def language_ablation(policy, embodiment, task: str = "reach", n_episodes: int = 50, seed: int = 300_000,
@@ -82,6 +105,8 @@ def language_ablation(policy, embodiment, task: str = "reach", n_episodes: int =
         s = _summary(r)
         out["confusion"][name] = s.pop("confusion")
         out["conditions"][name] = s
+    out["paired"] = {"as_given_vs_swapped": paired_comparison(out["conditions"]["as_given"]["episodes"],
+                                                              out["conditions"]["swapped"]["episodes"])}
     base = out["conditions"]["as_given"]["success_rate"]
     out["swapped_vs_as_given"] = out["conditions"]["swapped"]["success_rate"] / base if base > 0 else None
     return out

@@ -60,6 +60,10 @@ _LIFT_DATA = ("--embodiments gr1_upper --task lift_box --expert-episodes 600 --t
 
 _PICK_DATA_PANDA7 = _PICK_DATA.replace("--embodiments so100", "--embodiments panda7")
 
+# The humanoid records a third as many episodes (4x longer, _episode_scale): 600 -> 200 expert, 150 -> 50 teleop
+_PICK_DATA_GR1 = _PICK_DATA.replace("--embodiments so100", "--embodiments gr1_upper").replace(
+    "--teleop-episodes 100", "--teleop-episodes 150")
+
 CHAINS: dict[str, tuple[Stage, ...]] = {
     # so100 pick_place with 3 cubes and 2 bins, language-conditioned (issue 14); root: the committed base
     "pick_place_so100": (
@@ -106,11 +110,20 @@ CHAINS: dict[str, tuple[Stage, ...]] = {
               f"{_PICK_DATA_PANDA7} --recovery-episodes 200 --freeze-system2 --train-minutes 30 --learning-rate 2e-4",
               "benchmarks/results/pretrain_pick_place_panda7_dagger.json"),
     ),
+    # gr1_upper pick_place (issue 14): the panda7 route on the humanoid. The shipped so100 pick_place
+    # checkpoint brings System 2's colour and sub-task grounding; gr1_upper's own encoder slot was
+    # trained on reach in tiny_base and survives the so100 stages
+    "pick_place_gr1": (
+        Stage("tiny_pick_gr1", "data_samples/checkpoints/tiny_pick_so100_dagger2", "pp_gr1",
+              f"{_PICK_DATA_GR1} --grounding-scenes 20000 --grounding-minutes 10 --grounding-subtask-weight 0.5 "
+              "--freeze-system2 --train-minutes 50 --learning-rate 3e-4",
+              "benchmarks/results/pretrain_pick_place_gr1.json"),
+    ),
 }
 
 # Chains whose checkpoints are not committed (data_samples/ stays under its 20 MiB cap): they run under
 # outputs/chains/<chain>/ only, and their results files record those paths.
-NOT_SHIPPED = frozenset({"lift_box_gr1", "pick_place_panda7"})
+NOT_SHIPPED = frozenset({"lift_box_gr1", "pick_place_panda7", "pick_place_gr1"})
 
 
 @dataclass(frozen=True)

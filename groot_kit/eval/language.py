@@ -59,16 +59,16 @@ def swap_target(env) -> None:
 
 def _summary(r: dict) -> dict[str, Any]:
     probes = [e["probe"] for e in r["episodes"]]
-    named = sum(p["named"] == p["chosen"] for p in probes)
+    episodes = [{"seed": e["seed"], "success": e["success"], "steps": e["steps"],
+                 **{k: e["probe"][k] for k in ("named", "chosen", "named_start_xy", "end_phase")}} for e in r["episodes"]]
+    named = sum(e["named"] == e["chosen"] for e in episodes)
     conf: dict[str, dict[str, int]] = {}
     for p in probes:
         row = conf.setdefault(p["named_color"], {})
         row[p["chosen_color"]] = row.get(p["chosen_color"], 0) + 1
     # where the failures stopped: the sub-task the world state shows at the episode's end
-    failed_in = dict(Counter(e["probe"]["end_phase"] for e in r["episodes"] if not e["success"]))
+    failed_in = dict(Counter(e["end_phase"] for e in episodes if not e["success"]))
     n = r["n_episodes"]
-    episodes = [{"seed": e["seed"], "success": e["success"], "steps": e["steps"],
-                 **{k: e["probe"][k] for k in ("named", "chosen", "named_start_xy", "end_phase")}} for e in r["episodes"]]
     return {"successes": r["successes"], "n": n, "success_rate": r["success_rate"], "ci95": r["ci95"],
             "named_cube": named, "named_cube_rate": named / max(1, n), "named_cube_ci95": wilson_interval(named, n),
             "failures_by_end_phase": failed_in, "confusion": conf, "episodes": episodes}

@@ -109,6 +109,11 @@ CHAINS: dict[str, tuple[Stage, ...]] = {
         Stage("tiny_pick_panda7_dagger", "@tiny_pick_panda7", "pp_panda7",
               f"{_PICK_DATA_PANDA7} --recovery-episodes 200 --freeze-system2 --train-minutes 30 --learning-rate 2e-4",
               "benchmarks/results/pretrain_pick_place_panda7_dagger.json"),
+        # round 2: new hand-overs from round 1's policy as their own datasets, round 1's aggregated
+        Stage("tiny_pick_panda7_dagger2", "@tiny_pick_panda7_dagger", "pp_panda7",
+              f"{_PICK_DATA_PANDA7} --recovery-episodes 250 --recovery-round 1 --aggregate-recovery-from {{workdir}} "
+              "--freeze-system2 --train-minutes 45 --learning-rate 2e-4",
+              "benchmarks/results/pretrain_pick_place_panda7_dagger2.json"),
     ),
     # gr1_upper pick_place (issue 14): the panda7 route on the humanoid. The shipped so100 pick_place
     # checkpoint brings System 2's colour and sub-task grounding; gr1_upper's own encoder slot was
@@ -118,6 +123,10 @@ CHAINS: dict[str, tuple[Stage, ...]] = {
               f"{_PICK_DATA_GR1} --grounding-scenes 20000 --grounding-minutes 10 --grounding-subtask-weight 0.5 "
               "--freeze-system2 --train-minutes 50 --learning-rate 3e-4",
               "benchmarks/results/pretrain_pick_place_gr1.json"),
+        # one DAgger round: 80 humanoid hand-overs (a third of 240) from the stage's policy
+        Stage("tiny_pick_gr1_dagger", "@tiny_pick_gr1", "pp_gr1",
+              f"{_PICK_DATA_GR1} --recovery-episodes 240 --freeze-system2 --train-minutes 45 --learning-rate 2e-4",
+              "benchmarks/results/pretrain_pick_place_gr1_dagger.json"),
     ),
 }
 

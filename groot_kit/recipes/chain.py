@@ -100,7 +100,7 @@ CHAINS: dict[str, tuple[Stage, ...]] = {
     # panda7 pick_place (issue 14): the cross-embodiment route. The shipped so100 pick_place checkpoint
     # (System 2 grounded on colours and sub-tasks, System 1 knows the task) is fine-tuned on the 7-DOF
     # arm's demos: a short grounding pass on its camera views, then the action stage with System 2 frozen;
-    # then one DAgger round (random hand-overs, as the so100 chain's first round)
+    # then two DAgger rounds (random hand-overs, as the so100 chain's; the second aggregates the first)
     "pick_place_panda7": (
         Stage("tiny_pick_panda7", "data_samples/checkpoints/tiny_pick_so100_dagger2", "pp_panda7",
               f"{_PICK_DATA_PANDA7} --grounding-scenes 20000 --grounding-minutes 10 --grounding-subtask-weight 0.5 "

@@ -48,9 +48,11 @@ tour: setup
 book: setup
 	GROOT_KIT_FAST=1 $(PY) -m groot_kit.book
 
-# pytest exit code 5 (nothing collected) must fail, not pass silently.
+# pytest exit code 5 (nothing collected) must fail, not pass silently. -v: the log names each test as
+# it starts. --session-timeout: no new test starts after 60 min (an idle 2-core machine needs about
+# 13), so a slow machine ends with a report (exit 2) inside CI's 90 min, not cut off mid-run.
 test: setup
-	@set +e; GROOT_KIT_FAST=1 $(PY) -m pytest -n 2 --dist loadgroup tests $(PYTEST_ARGS); rc=$$?; \
+	@set +e; GROOT_KIT_FAST=1 $(PY) -m pytest -n 2 --dist loadgroup -v --durations=25 --session-timeout=3600 tests $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests"; exit 1; fi; exit $$rc
 
 test-unit: setup

@@ -14,11 +14,41 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 
+# Within the "notebooks" xdist group, the papermill runs go first: each notebook then executes under
+# its own test's time limit, and the book (tests/test_book.py) only assembles pages from them. Run
+# after them, the book's fixture executed all nine notebooks inside one test's 900 s (427 s on an
+# idle 2-core machine) and a slow CI machine ran out there.
+_GROUP_ORDER = ("test_notebooks.py", "test_book.py", "test_finetune_ui.py", "test_lab_notebooks.py")
+
+
+def _group_rank(item) -> int:
+    """Negative for the notebook group (in _GROUP_ORDER), 0 for every other test."""
+    name = item.path.name
+    grouped = item.get_closest_marker("xdist_group") and name in _GROUP_ORDER
+    return _GROUP_ORDER.index(name) - len(_GROUP_ORDER) if grouped else 0
+
+
+def pytest_sessionstart(session):
+    """A nearly full disk shows up as notebook kernels and Lab pages that hang, not as a clear error:
+    say so up front (the suite writes about 1 GB of datasets, videos and checkpoints to the temp dir)."""
+    import shutil
+    import tempfile
+    free_gb = shutil.disk_usage(tempfile.gettempdir()).free / 1e9
+    if free_gb < 5:
+        sys.__stderr__.write(f"\nWARNING: only {free_gb:.1f} GB free in {tempfile.gettempdir()}; the tests need "
+                             "about 1 GB there (plus 6 GB for .venv). Free some space if tests hang.\n")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     """Fail at once, not after a 90-minute hang, when pytest-xdist ignores ``xdist_group``: it
     marks grouped items by renaming their node ids, which pytest 9.2 no longer honours, and two
-    notebook kernels plus two browsers on a 2-core runner then starve each other."""
+    notebook kernels plus two browsers on a 2-core runner then starve each other.
+
+    Also stable-sorts the notebook group, in _GROUP_ORDER, to the front: it is the run's long pole (one
+    worker runs it serially, about 750 s idle), so xdist should hand it out first. Other tests keep
+    their order (their sort key is 0 and Python's sort is stable)."""
+    items.sort(key=_group_rank)
     if os.environ.get("PYTEST_XDIST_WORKER") is None or not getattr(config.option, "loadgroup", False):
         return
     lost = [item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]

@@ -128,7 +128,7 @@ def kept_scratch_rows(cfg: SampleEfficiencyConfig) -> list[dict]:
     return rows
 
 
-def run(cfg: SampleEfficiencyConfig, log=print) -> dict:
+def run(cfg: SampleEfficiencyConfig, log=print, command: str | None = None) -> dict:
     """The sweep; returns (and writes to cfg.results) the summary with one row per cell."""
     import torch
     from groot_kit.model.policy import GrootPolicy
@@ -155,7 +155,7 @@ def run(cfg: SampleEfficiencyConfig, log=print) -> dict:
             row = _cell(cfg, m, n, base, base_dir, emb.root, slot, demos["path"], out / f"{m}_{n}")
             rows.append({**row, "seconds": round(time.perf_counter() - t, 1)})
             log(json.dumps(rows[-1]))
-            summary = _summary(cfg, spec, slot, base_dir, demos, rows, t0, torch.get_num_threads())
+            summary = _summary(cfg, spec, slot, base_dir, demos, rows, t0, torch.get_num_threads(), command)
             if cfg.results:   # rewritten after every cell: a killed sweep keeps its rows
                 Path(cfg.results).parent.mkdir(parents=True, exist_ok=True)
                 Path(cfg.results).write_text(json.dumps(summary, indent=2, default=str))
@@ -187,9 +187,9 @@ def _cell(cfg: SampleEfficiencyConfig, method: str, n: int, base, base_dir, emb_
             "final_loss": hist[-1]["loss"] if hist else None, "trainable": trainable}
 
 
-def _summary(cfg, spec, slot, base_dir, demos, rows, t0, threads) -> dict:
+def _summary(cfg, spec, slot, base_dir, demos, rows, t0, threads, command=None) -> dict:
     ft = cfg.finetune
-    return {"experiment": "sample efficiency on a new arm: pretrained + LoRA vs scratch",
+    return {"experiment": "sample efficiency on a new arm: pretrained + LoRA vs scratch", "command": command,
             **scratch_settings(cfg), "arm": dataclasses.asdict(spec), "slot_id": slot,
             "base_checkpoint": base_dir, "rank": ft.rank, "alpha": ft.alpha, "init_from": ft.init_from,
             "targets": ft.targets, "lora_steps": ft.steps, "eval_seeds": f"{ft.eval_start_seed()}+",
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         ft = cfg.finetune
         if a.fast and ft.base_checkpoint and not resolve_repo_path(ft.base_checkpoint).is_dir():
             cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(ft, base_checkpoint=None))  # random base
-        run(cfg)
+        run(cfg, command=" ".join(["python scripts/sample_efficiency.py", *(sys.argv[1:] if argv is None else argv)]))
     except ValueError as e:
         print(f"sample_efficiency: error: {e}", file=sys.stderr)
         return 2

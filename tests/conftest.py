@@ -14,10 +14,8 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 
-# Within the "notebooks" xdist group, the papermill runs go first: each notebook then executes under
-# its own test's time limit, and the book (tests/test_book.py) only assembles pages from them. Run
-# after them, the book's fixture executed all nine notebooks inside one test's 900 s (427 s on an
-# idle 2-core machine) and a slow CI machine ran out there.
+# The "notebooks" group's order: papermill runs first, so each notebook executes under its own test's
+# limit and the book only assembles pages (it once ran all nine inside one 900 s test: decisions.md).
 _GROUP_ORDER = ("test_notebooks.py", "test_book.py", "test_finetune_ui.py", "test_lab_notebooks.py")
 
 

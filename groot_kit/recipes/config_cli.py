@@ -21,6 +21,12 @@ import types
 import typing
 from typing import Any
 
+def command_line(script: str, argv: list[str] | None = None) -> str:
+    """The command a results file records: ``python <script> <flags>`` (``argv``: sys.argv[1:] if None)."""
+    import sys
+    return " ".join(["python", script, *(sys.argv[1:] if argv is None else argv)])
+
+
 _COMMENT = re.compile(r"^\s+(\w+)\s*:[^#]*#\s*(.+?)\s*$")
 _CONTINUED = re.compile(r"^\s+#\s*(.+?)\s*$")
 

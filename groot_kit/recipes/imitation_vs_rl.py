@@ -162,7 +162,7 @@ def run(cfg: ComparisonConfig, result_json: str | Path | None = None, log: Calla
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from groot_kit.recipes.config_cli import add_config_arguments, config_from_args
+    from groot_kit.recipes.config_cli import add_config_arguments, command_line, config_from_args
     p = argparse.ArgumentParser(prog="imitation_vs_rl", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--fast", action="store_true", help="smoke-sized budgets (also GROOT_KIT_FAST=1)")
@@ -176,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     given = {k: v for k, v in vars(a).items() if p.get_default(k) != v}   # only flags the user set
     cfg = config_from_args(ComparisonConfig, argparse.Namespace(**given), base=base)
     name = "imitation_vs_rl_fast.json" if fast else "imitation_vs_rl.json"
-    command = " ".join(["python scripts/imitation_vs_rl.py", *(sys.argv[1:] if argv is None else argv)]).strip()
-    run(cfg, a.json or Path(__file__).resolve().parents[2] / "benchmarks" / "results" / name, command=command)
+    run(cfg, a.json or Path(__file__).resolve().parents[2] / "benchmarks" / "results" / name,
+        command=command_line("scripts/imitation_vs_rl.py", argv))
     return 0
 
 

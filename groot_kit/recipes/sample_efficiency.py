@@ -238,7 +238,7 @@ def table(rows) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     import torch
-    from groot_kit.recipes.config_cli import add_config_arguments, config_from_args
+    from groot_kit.recipes.config_cli import add_config_arguments, command_line, config_from_args
     p = argparse.ArgumentParser(prog="sample_efficiency", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--fast", action="store_true", help="smoke run: 2/4 demos, few steps, no results file")
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         ft = cfg.finetune
         if a.fast and ft.base_checkpoint and not resolve_repo_path(ft.base_checkpoint).is_dir():
             cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(ft, base_checkpoint=None))  # random base
-        run(cfg, command=" ".join(["python scripts/sample_efficiency.py", *(sys.argv[1:] if argv is None else argv)]))
+        run(cfg, command=command_line("scripts/sample_efficiency.py", argv))
     except ValueError as e:
         print(f"sample_efficiency: error: {e}", file=sys.stderr)
         return 2
